@@ -1,0 +1,3 @@
+from agenther_dspy.cli import main
+
+main()
