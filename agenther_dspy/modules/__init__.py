@@ -1,0 +1,15 @@
+"""DSPy modules, one per stage plus the rule-based twins, and the composed program."""
+
+from agenther_dspy.modules.detector import LMFailureDetector, RuleFailureDetector
+from agenther_dspy.modules.extractor import LMOutcomeExtractor, RuleOutcomeExtractor
+from agenther_dspy.modules.program import HindsightRelabeler
+from agenther_dspy.modules.relabeler import Relabeler
+
+__all__ = [
+    "HindsightRelabeler",
+    "LMFailureDetector",
+    "LMOutcomeExtractor",
+    "Relabeler",
+    "RuleFailureDetector",
+    "RuleOutcomeExtractor",
+]

@@ -1,0 +1,95 @@
+"""The composed hindsight relabeling program: detect → gate → extract → relabel and judge.
+
+`HindsightRelabeler` is the one object that is compiled, saved, evaluated and served. Its
+predictor names (`detector.predict`, `extractor.predict`, `relabeler.relabel`,
+`relabeler.judge`) are the keys of a saved program: renaming them breaks saved programs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dspy
+
+from agenther_dspy.modules.detector import LMFailureDetector, RuleFailureDetector
+from agenther_dspy.modules.extractor import LMOutcomeExtractor, RuleOutcomeExtractor
+from agenther_dspy.modules.relabeler import Relabeler
+from agenther_dspy.modules.render import render_trajectory
+from agenther_dspy.schema import Trajectory
+
+
+class HindsightRelabeler(dspy.Module):
+    def __init__(
+        self,
+        *,
+        min_confidence: float = 0.5,
+        severity_threshold: float = 0.3,
+        max_attempts: int = 3,
+        llm_detector: bool = False,
+        llm_extractor: bool = True,
+        judge_lm: dspy.LM | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= severity_threshold <= 1.0:
+            raise ValueError(f"severity_threshold must be in [0, 1], got {severity_threshold}")
+        self.severity_threshold = severity_threshold  # δ
+        self.detector = LMFailureDetector() if llm_detector else RuleFailureDetector()
+        self.extractor = LMOutcomeExtractor() if llm_extractor else RuleOutcomeExtractor()
+        self.relabeler = Relabeler(
+            min_confidence=min_confidence, max_attempts=max_attempts, judge_lm=judge_lm
+        )
+
+    def forward(self, trajectory: Trajectory | dict[str, Any]) -> dspy.Prediction:
+        if not isinstance(trajectory, Trajectory):
+            trajectory = Trajectory.model_validate(trajectory)
+        rendered = render_trajectory(trajectory)
+        result: dict[str, Any] = {
+            "trajectory_id": trajectory.trajectory_id,
+            "analysis": None,
+            "outcome": None,
+            "relabel": None,
+            "verdict": None,
+            "confidence": 0.0,
+            "single_judge": False,
+            "attempts": [],
+        }
+
+        analysis = self.detector(trajectory=trajectory, rendered=rendered).analysis
+        result["analysis"] = analysis
+        gate = self._gate_reason(analysis)
+        if gate:
+            return dspy.Prediction(**result, status="skipped", stage="detect", reason=gate)
+
+        outcome = self.extractor(trajectory=trajectory, rendered=rendered).outcome
+        result["outcome"] = outcome
+
+        decision = self.relabeler(
+            rendered=rendered, original_prompt=trajectory.original_prompt, outcome=outcome
+        )
+        judged = any("verdict" in attempt for attempt in decision.attempts)
+        result.update(
+            relabel=decision.relabel,
+            verdict=decision.verdict,
+            confidence=decision.confidence,
+            single_judge=decision.single_judge,
+            attempts=decision.attempts,
+        )
+        return dspy.Prediction(
+            **result,
+            status=decision.status,
+            stage="judge" if judged else "relabel",
+            reason=decision.reason,
+        )
+
+    def _gate_reason(self, analysis) -> str:
+        """Why a run is not worth relabeling, or "" when it is."""
+        if not analysis.is_failure:
+            return "not a failure"
+        if not analysis.recoverable:
+            return f"not recoverable ({analysis.failure_type}): {analysis.explanation}".strip()
+        if analysis.severity_weight < self.severity_threshold:
+            return (
+                f"severity weight {analysis.severity_weight:.2f} below threshold "
+                f"{self.severity_threshold:.2f}"
+            )
+        return ""

@@ -1,0 +1,154 @@
+"""Stage 3, relabeling with AgentHER's acceptance algorithm.
+
+For up to `max_attempts` (K) attempts, the first at temperature 0.3 and the rest at 0.7 as
+distinct requests, the relabeler proposes a hindsight prompt with a confidence c. A valid
+proposal with c ≥ `min_confidence` (θ) goes to a second judge at temperature 0, which must
+also find the run valid with confidence c2 ≥ θ; the result is accepted with confidence
+(c + c2) / 2. If no attempt passes both, the best valid attempt is kept when its c ≥ 0.8θ,
+flagged as single-judge; otherwise the run is rejected with the reasons of every attempt.
+"""
+
+from __future__ import annotations
+
+import dspy
+from dspy.utils.exceptions import AdapterParseError
+from pydantic import ValidationError
+
+from agenther_dspy.schema import Relabel, ReplayOutcome, Verdict
+from agenther_dspy.signatures import RelabelTrajectory, VerifyRelabel
+
+FIRST_TEMPERATURE = 0.3
+RETRY_TEMPERATURE = 0.7
+JUDGE_TEMPERATURE = 0.0
+FALLBACK_FACTOR = 0.8
+
+# An answer the adapter could not parse, or whose values break the stage's types, costs
+# one attempt; anything else (network, auth) is not the attempt's fault and propagates.
+ANSWER_ERRORS = (AdapterParseError, ValidationError, ValueError)
+
+
+class Relabeler(dspy.Module):
+    def __init__(
+        self,
+        min_confidence: float = 0.5,
+        max_attempts: int = 3,
+        judge_lm: dspy.LM | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.min_confidence = min_confidence
+        self.max_attempts = max_attempts
+        # Chosen at run time and never part of the saved state (only predictors are saved).
+        self.judge_lm = judge_lm
+        self.relabel = dspy.Predict(RelabelTrajectory)
+        self.judge = dspy.Predict(VerifyRelabel)
+
+    def propose(
+        self, rendered: str, original_prompt: str, outcome: ReplayOutcome, attempt: int
+    ) -> Relabel:
+        temperature = FIRST_TEMPERATURE if attempt == 1 else RETRY_TEMPERATURE
+        out = self.relabel(
+            trajectory=rendered,
+            achievements=outcome.achievements,
+            key_observations=outcome.key_observations,
+            original_prompt=original_prompt,
+            # rollout_id makes each attempt a distinct request, never a cache hit of another.
+            config={"temperature": temperature, "rollout_id": attempt},
+        )
+        return Relabel(
+            hindsight_prompt=out.hindsight_prompt.strip(),
+            is_valid_replay=out.is_valid_replay,
+            rationale=out.rationale,
+            confidence=out.confidence,
+            temperature=temperature,
+        )
+
+    def verify(self, rendered: str, hindsight_prompt: str) -> Verdict:
+        with dspy.context(lm=self.judge_lm or dspy.settings.lm):
+            out = self.judge(
+                trajectory=rendered,
+                hindsight_prompt=hindsight_prompt,
+                config={"temperature": JUDGE_TEMPERATURE},
+            )
+        return Verdict(
+            is_valid=out.is_valid, confidence=out.confidence, rejection_reason=out.rejection_reason
+        )
+
+    def forward(
+        self, rendered: str, original_prompt: str, outcome: ReplayOutcome
+    ) -> dspy.Prediction:
+        threshold = self.min_confidence  # θ
+        attempts: list[dict] = []
+        best: Relabel | None = None
+        best_verdict: Verdict | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            record: dict = {"attempt": attempt}
+            attempts.append(record)
+            try:
+                proposal = self.propose(rendered, original_prompt, outcome, attempt)
+            except ANSWER_ERRORS as exc:
+                record["outcome"] = f"unparseable answer: {_short(exc)}"
+                continue
+            record["relabel"] = proposal.model_dump()
+            if not proposal.is_valid_replay or not proposal.hindsight_prompt:
+                record["outcome"] = "relabeler marked the run not a valid replay"
+                continue
+            if best is None or proposal.confidence > best.confidence:
+                best, best_verdict = proposal, None
+            if proposal.confidence < threshold:
+                record["outcome"] = f"confidence {proposal.confidence:.2f} below {threshold:.2f}"
+                continue
+            try:
+                verdict = self.verify(rendered, proposal.hindsight_prompt)
+            except ANSWER_ERRORS as exc:
+                record["outcome"] = f"second judge unparseable: {_short(exc)}"
+                continue
+            record["verdict"] = verdict.model_dump()
+            if proposal is best:
+                best_verdict = verdict
+            if verdict.is_valid and verdict.confidence >= threshold:
+                record["outcome"] = "accepted"
+                return dspy.Prediction(
+                    status="accepted",
+                    reason="accepted by relabeler and second judge",
+                    relabel=proposal,
+                    verdict=verdict,
+                    confidence=(proposal.confidence + verdict.confidence) / 2,
+                    single_judge=False,
+                    attempts=attempts,
+                )
+            why = verdict.rejection_reason.strip() or "no reason given"
+            record["outcome"] = (
+                f"second judge rejected (valid={verdict.is_valid}, "
+                f"confidence {verdict.confidence:.2f}): {why}"
+            )
+
+        if best is not None and best.confidence >= FALLBACK_FACTOR * threshold:
+            return dspy.Prediction(
+                status="accepted",
+                reason=f"single-judge fallback: best confidence {best.confidence:.2f}"
+                f" ≥ {FALLBACK_FACTOR * threshold:.2f}",
+                relabel=best,
+                verdict=best_verdict,
+                confidence=best.confidence,
+                single_judge=True,
+                attempts=attempts,
+            )
+        reasons = "; ".join(f"#{r['attempt']} {r.get('outcome', '')}" for r in attempts)
+        return dspy.Prediction(
+            status="rejected",
+            reason=f"no acceptable relabeling in {len(attempts)} attempts: {reasons}",
+            relabel=best,
+            verdict=best_verdict,
+            confidence=best.confidence if best else 0.0,
+            single_judge=False,
+            attempts=attempts,
+        )
+
+
+def _short(exc: Exception, limit: int = 160) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,120 @@
+"""One DSPy signature per stage.
+
+Each class docstring is the stage's instruction and each field's `desc` is its only
+description: the signature is the prompt's single source of truth. The compiled program
+rewrites these instructions; the field names and types are the contract, hashed into
+every saved program (see `signature_hash`).
+
+Every stage that reads the run receives it as `trajectory`, its first input field, rendered
+by `modules.render.render_trajectory`, so the same text leads every request about one run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+import dspy
+
+FailureTypeField = Literal[
+    "constraint_violation",
+    "wrong_result",
+    "incomplete",
+    "tool_error",
+    "hallucination",
+    "off_topic",
+]
+
+
+class DetectFailure(dspy.Signature):
+    """Classify why an agent run failed its user's goal and judge whether it is salvageable.
+
+    A run is recoverable when its observations contain real, usable results (data found,
+    code written and run, an action completed) that some other reasonable request would be
+    fully satisfied by. It is not recoverable when nothing useful happened: every tool call
+    errored, the agent invented its results, or it did nothing relevant. The severity weight
+    says how far the run is from its original goal: 0 a slight miss, 1 a complete miss."""
+
+    trajectory: str = dspy.InputField(desc="the agent run: numbered steps and final answer")
+    original_prompt: str = dspy.InputField(desc="the goal the user originally gave the agent")
+    failure_reason: str = dspy.InputField(desc="why the run was judged a failure, if known")
+    failure_type: FailureTypeField = dspy.OutputField(desc="the main way the run failed")
+    severity_weight: float = dspy.OutputField(desc="between 0 and 1")
+    recoverable: bool = dspy.OutputField(desc="does the run hold results worth relabeling")
+    explanation: str = dspy.OutputField(desc="one or two sentences")
+
+
+class ExtractOutcome(dspy.Signature):
+    """List what the agent run really achieved, whatever its original goal was.
+
+    Report only what the observations show: results returned by tools, actions that
+    succeeded, facts the run established. Quote the concrete values (names, numbers, ids)
+    exactly as they appear. Do not count what the agent merely claimed or planned."""
+
+    trajectory: str = dspy.InputField(desc="the agent run: numbered steps and final answer")
+    original_prompt: str = dspy.InputField(desc="the goal the user originally gave the agent")
+    achievements: list[str] = dspy.OutputField(desc="what the run accomplished, one per item")
+    key_observations: list[str] = dspy.OutputField(
+        desc="concrete values the run found, exactly as observed"
+    )
+    limitations: str = dspy.OutputField(desc="what the run did not achieve")
+
+
+class RelabelTrajectory(dspy.Signature):
+    """Write the request a user could have made that this agent run fully and correctly satisfies.
+
+    The new request must be satisfied by what the run actually did and found, as shown in
+    its observations: ask only for things the run achieved, never for the parts of the
+    original goal it missed. Write it as a natural request from a user (not a report of what
+    happened), in the style and level of detail of the original prompt, which is a style
+    reference only: do not copy it. If nothing in the run is a useful result, mark it not a
+    valid replay. Confidence is how sure you are that the run fully satisfies the request."""
+
+    trajectory: str = dspy.InputField(desc="the agent run: numbered steps and final answer")
+    achievements: list[str] = dspy.InputField(desc="what the run accomplished")
+    key_observations: list[str] = dspy.InputField(desc="concrete values the run found")
+    original_prompt: str = dspy.InputField(desc="the original request, a style reference only")
+    hindsight_prompt: str = dspy.OutputField(desc="the new user request")
+    is_valid_replay: bool = dspy.OutputField(desc="does the run fully satisfy the new request")
+    rationale: str = dspy.OutputField(desc="why the run satisfies it, in one or two sentences")
+    confidence: float = dspy.OutputField(desc="between 0 and 1")
+
+
+class VerifyRelabel(dspy.Signature):
+    """Independently check whether an agent run fully and correctly satisfies a user request.
+
+    Judge only from the run's observations and final answer. The run satisfies the request
+    when everything the request asks for was actually done or found, with the values the
+    request names. If anything requested is missing, wrong or only claimed, it is not valid:
+    say what is missing."""
+
+    trajectory: str = dspy.InputField(desc="the agent run: numbered steps and final answer")
+    hindsight_prompt: str = dspy.InputField(desc="the user request to check")
+    is_valid: bool = dspy.OutputField(desc="does the run fully satisfy the request")
+    confidence: float = dspy.OutputField(desc="between 0 and 1")
+    rejection_reason: str = dspy.OutputField(desc="what is missing or wrong; empty if valid")
+
+
+STAGE_SIGNATURES: dict[str, type[dspy.Signature]] = {
+    "detect": DetectFailure,
+    "extract": ExtractOutcome,
+    "relabel": RelabelTrajectory,
+    "verify": VerifyRelabel,
+}
+
+
+def signature_hash() -> str:
+    """A hash of every stage's field names and types: a saved program's compatibility key.
+
+    Instructions are excluded on purpose: compiling rewrites them, and a saved program
+    carries its own. Field names, order and types are what a saved program depends on.
+    """
+    shape = {
+        name: {
+            kind: [(field, str(info.annotation)) for field, info in fields.items()]
+            for kind, fields in (("in", sig.input_fields), ("out", sig.output_fields))
+        }
+        for name, sig in STAGE_SIGNATURES.items()
+    }
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
