@@ -1,0 +1,124 @@
+"""The one place that builds LMs.
+
+`-m` takes `local` / `local:<name>` / `local:/path/model.gguf` for the embedded engine, or any
+LiteLLM / DSPy model string (`openai/gpt-4o-mini`, `hosted_vllm/...`, `ollama_chat/...`) with an
+optional `--base-url` for OpenAI-compatible servers. API keys come only from the environment,
+by variable name: they are handed to the client in memory and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dspy
+
+DEFAULT_MAX_TOKENS = 1024
+
+# The variable each provider's own SDK reads by default.
+PROVIDER_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "fireworks_ai": "FIREWORKS_API_KEY",
+    "xai": "XAI_API_KEY",
+}
+
+# OpenAI-compatible servers on your own machine usually accept any key, but the client
+# refuses to send none. This placeholder is not a secret.
+NO_KEY = "not-needed"
+
+
+class LMConfigError(ValueError):
+    """The model spec or its credentials are unusable; the message says how to fix it."""
+
+
+def is_local(model: str) -> bool:
+    return model == "local" or model.startswith("local:")
+
+
+def provider_of(model: str) -> str:
+    return model.split("/", 1)[0] if "/" in model else "openai"
+
+
+def resolve_api_key(model: str, base_url: str | None, api_key_env: str | None) -> str | None:
+    """The key from the environment, by name; None lets the provider's SDK look for itself."""
+    if api_key_env:
+        value = os.environ.get(api_key_env)
+        if not value:
+            raise LMConfigError(
+                f"--api-key-env {api_key_env}: that environment variable is not set"
+            )
+        return value
+    default_env = PROVIDER_KEY_ENV.get(provider_of(model))
+    value = os.environ.get(default_env) if default_env else None
+    if value:
+        return value
+    return NO_KEY if base_url else None
+
+
+def build_lm(
+    model: str,
+    *,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    cache: bool = True,
+    num_retries: int = 3,
+) -> dspy.LM:
+    if not model or not model.strip():
+        raise LMConfigError("-m/--model is empty")
+    if is_local(model):
+        if base_url:
+            raise LMConfigError(
+                "--base-url is for remote servers; the local engine runs in-process"
+            )
+        from agenther_dspy.lm.local import build_local_lm
+
+        return build_local_lm(
+            model,
+            temperature=temperature,
+            max_tokens=max_tokens or 512,
+            cache=cache,
+        )
+    kwargs: dict = {}
+    if base_url:
+        kwargs["api_base"] = base_url.rstrip("/")
+    api_key = resolve_api_key(model, base_url, api_key_env)
+    if api_key:
+        kwargs["api_key"] = api_key
+    try:
+        return dspy.LM(
+            model,
+            temperature=temperature,
+            max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+            cache=cache,
+            num_retries=num_retries,
+            **kwargs,
+        )
+    except ValueError as error:
+        raise LMConfigError(f"-m {model}: {error}") from error
+
+
+def configure_cache(cache_dir: str | os.PathLike | None = None, *, enabled: bool = True) -> None:
+    """Point DSPy's LM response cache at our folder, or turn it off.
+
+    The on-disk cache is read back with DSPy's restricted unpickler (known-safe types only),
+    so a tampered cache file cannot run code.
+    """
+    from agenther_dspy.paths import lm_cache_dir
+
+    if not enabled:
+        dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+        return
+    dspy.configure_cache(
+        enable_disk_cache=True,
+        enable_memory_cache=True,
+        disk_cache_dir=str(cache_dir or lm_cache_dir()),
+        restrict_pickle=True,
+    )
