@@ -13,18 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
 
 import dspy
 
-FailureTypeField = Literal[
-    "constraint_violation",
-    "wrong_result",
-    "incomplete",
-    "tool_error",
-    "hallucination",
-    "off_topic",
-]
+from agenther_dspy.schema import FailureType
 
 
 class DetectFailure(dspy.Signature):
@@ -39,7 +31,7 @@ class DetectFailure(dspy.Signature):
     trajectory: str = dspy.InputField(desc="the agent run: numbered steps and final answer")
     original_prompt: str = dspy.InputField(desc="the goal the user originally gave the agent")
     failure_reason: str = dspy.InputField(desc="why the run was judged a failure, if known")
-    failure_type: FailureTypeField = dspy.OutputField(desc="the main way the run failed")
+    failure_type: FailureType = dspy.OutputField(desc="the main way the run failed")
     severity_weight: float = dspy.OutputField(desc="between 0 and 1")
     recoverable: bool = dspy.OutputField(desc="does the run hold results worth relabeling")
     explanation: str = dspy.OutputField(desc="one or two sentences")
