@@ -33,6 +33,8 @@ class HindsightRelabeler(dspy.Module):
         if not 0.0 <= severity_threshold <= 1.0:
             raise ValueError(f"severity_threshold must be in [0, 1], got {severity_threshold}")
         self.severity_threshold = severity_threshold  # δ
+        self.uses_llm_detector = llm_detector
+        self.uses_llm_extractor = llm_extractor
         self.detector = LMFailureDetector() if llm_detector else RuleFailureDetector()
         self.extractor = LMOutcomeExtractor() if llm_extractor else RuleOutcomeExtractor()
         self.relabeler = Relabeler(

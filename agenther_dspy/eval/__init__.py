@@ -1,0 +1,16 @@
+"""The relabel-fidelity metric, the prompt-quality measures, labeled sets and evaluate()."""
+
+from agenther_dspy.eval.dataset import Gold, LabeledSet, load_labeled, resolve_dataset
+from agenther_dspy.eval.evaluate import EvalReport, evaluate
+from agenther_dspy.eval.metric import make_fidelity_metric, relabel_fidelity
+
+__all__ = [
+    "EvalReport",
+    "Gold",
+    "LabeledSet",
+    "evaluate",
+    "load_labeled",
+    "make_fidelity_metric",
+    "relabel_fidelity",
+    "resolve_dataset",
+]

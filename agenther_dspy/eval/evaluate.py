@@ -1,0 +1,171 @@
+"""Run the program over a labeled set and measure it: fidelity (mean, per component, with a
+bootstrap interval), acceptance precision and recall against `gold.recoverable`,
+failure-type accuracy, diversity of the accepted prompts, and LM cost per trajectory."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import dspy
+
+from agenther_dspy.eval import text as tx
+from agenther_dspy.eval.dataset import LabeledSet
+from agenther_dspy.eval.metric import relabel_fidelity
+
+COMPONENTS = ("decision", "grounding", "no_leak", "anchoring", "naturalness", "closeness", "judge")
+
+
+@dataclass
+class EvalRow:
+    trajectory_id: str
+    gold_recoverable: bool
+    gold_failure_type: str
+    status: str
+    stage: str
+    reason: str
+    failure_type: str | None
+    hindsight_prompt: str
+    confidence: float
+    score: float
+    components: dict[str, float]
+    feedback: str
+    lm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+
+
+@dataclass
+class EvalReport:
+    rows: list[EvalRow]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"summary": self.summary, "rows": [asdict(row) for row in self.rows]}
+
+
+def call_with_usage(
+    program: dspy.Module, lm: dspy.LM | None, **inputs: Any
+) -> tuple[Any, dict[str, int], float]:
+    """Run the program once; return its prediction, the LM calls and tokens it cost, seconds.
+
+    Usage is tracked in this thread's DSPy context, so it is per call even under threads;
+    answers served from the cache cost no call.
+    """
+    started = time.perf_counter()
+    with dspy.context(lm=lm) if lm is not None else dspy.context(), dspy.track_usage() as usage:
+        prediction = program(**inputs)
+    entries = [entry for per_lm in usage.usage_data.values() for entry in per_lm]
+    cost = {
+        "lm_calls": len(entries),
+        "prompt_tokens": sum(int(e.get("prompt_tokens") or 0) for e in entries),
+        "completion_tokens": sum(int(e.get("completion_tokens") or 0) for e in entries),
+    }
+    return prediction, cost, time.perf_counter() - started
+
+
+def _evaluate_one(program, example, lm, metric) -> EvalRow:
+    gold = example.gold
+    trajectory_id = example.trajectory.get("trajectory_id", "")
+    try:
+        prediction, cost, seconds = call_with_usage(program, lm, trajectory=example.trajectory)
+    except Exception as error:  # an LM failure after retries: it scores 0, it is not hidden
+        reason = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+        prediction = dspy.Prediction(status="error", stage="", reason=reason, relabel=None)
+        cost, seconds = {"lm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}, 0.0
+    result = metric(example, prediction)
+    analysis = getattr(prediction, "analysis", None)
+    relabel = getattr(prediction, "relabel", None)
+    return EvalRow(
+        trajectory_id=trajectory_id,
+        gold_recoverable=bool(gold["recoverable"]),
+        gold_failure_type=gold["failure_type"],
+        status=prediction.status,
+        stage=prediction.stage,
+        reason=prediction.reason,
+        failure_type=analysis.failure_type if analysis else None,
+        hindsight_prompt=relabel.hindsight_prompt if relabel else "",
+        confidence=float(getattr(prediction, "confidence", 0.0) or 0.0),
+        score=float(result.score),
+        components=dict(result.components),
+        feedback=result.feedback,
+        seconds=round(seconds, 3),
+        **cost,
+    )
+
+
+def bootstrap_interval(values: list[float], *, samples: int = 2000, seed: int = 0) -> list[float]:
+    """A 95% percentile bootstrap interval of the mean."""
+    if not values:
+        return [0.0, 0.0]
+    rng = random.Random(seed)
+    means = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(samples))
+    return [round(means[int(0.025 * samples)], 4), round(means[int(0.975 * samples) - 1], 4)]
+
+
+def summarize(rows: list[EvalRow]) -> dict[str, Any]:
+    n = len(rows)
+    scores = [row.score for row in rows]
+    accepted = [row for row in rows if row.status == "accepted"]
+    true_positive = sum(row.gold_recoverable for row in accepted)
+    recoverable = sum(row.gold_recoverable for row in rows)
+    typed = [row for row in rows if row.failure_type is not None]
+    prompts = [row.hindsight_prompt for row in accepted]
+    summary: dict[str, Any] = {
+        "examples": n,
+        "fidelity": round(statistics.fmean(scores), 4) if scores else 0.0,
+        "fidelity_ci95": bootstrap_interval(scores),
+        "accepted": len(accepted),
+        "errors": sum(row.status == "error" for row in rows),
+        "acceptance_precision": round(true_positive / len(accepted), 4) if accepted else 0.0,
+        "acceptance_recall": round(true_positive / recoverable, 4) if recoverable else 0.0,
+        "failure_type_accuracy": (
+            round(sum(r.failure_type == r.gold_failure_type for r in typed) / len(typed), 4)
+            if typed
+            else 0.0
+        ),
+        "distinct_1": round(tx.distinct_n(prompts, 1), 4),
+        "distinct_2": round(tx.distinct_n(prompts, 2), 4),
+        "lm_calls_per_trajectory": round(statistics.fmean(r.lm_calls for r in rows), 2) if n else 0,
+        "prompt_tokens_per_trajectory": round(statistics.fmean(r.prompt_tokens for r in rows))
+        if n
+        else 0,
+        "completion_tokens_per_trajectory": (
+            round(statistics.fmean(r.completion_tokens for r in rows)) if n else 0
+        ),
+        "seconds_per_trajectory": round(statistics.fmean(r.seconds for r in rows), 2) if n else 0,
+    }
+    for name in COMPONENTS:
+        values = [row.components[name] for row in rows if name in row.components]
+        if values:
+            summary[f"component_{name}"] = round(statistics.fmean(values), 4)
+    return summary
+
+
+def evaluate(
+    program: dspy.Module,
+    labeled: LabeledSet,
+    *,
+    lm: dspy.LM | None = None,
+    metric: Callable = relabel_fidelity,
+    threads: int = 1,
+    on_row: Callable[[EvalRow], None] | None = None,
+) -> EvalReport:
+    def one(example) -> EvalRow:
+        row = _evaluate_one(program, example, lm, metric)
+        if on_row is not None:
+            on_row(row)
+        return row
+
+    if threads <= 1:
+        rows = [one(example) for example in labeled.examples]
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            rows = list(pool.map(one, labeled.examples))
+    return EvalReport(rows, summarize(rows))

@@ -1,0 +1,296 @@
+"""relabel_fidelity: does the run really and fully satisfy the hindsight prompt, and is the
+prompt something a user would actually ask?
+
+The score in [0, 1] is built from deterministic components, each in [0, 1]:
+
+- decision (a gate): a recoverable run is relabeled, an unrecoverable one is not;
+- grounding (0.30): every checkable specific of the prompt (number, id, name, quoted value)
+  occurs in the run's observations, action inputs or final answer;
+- no_leak (0.25): no unachieved part of the original goal (`must_not_require`) is asked again;
+- anchoring (0.15): the prompt targets the run's key facts (saturating at 3);
+- naturalness (0.15): a request, not a report; 5–80 words; no meta words; not a copy of the
+  original prompt;
+- closeness (0.15): content-word F1 with the closest reference prompt.
+
+The decision is a gate, not a weight: relabeling an unrecoverable run, or rejecting a
+recoverable one, scores 0; correctly rejecting an unrecoverable run scores 1; an accepted
+relabel of a recoverable run scores the weighted sum. Two defects make a row unusable
+whatever else is right, and scale the score down: a near-copy of the original prompt
+(similarity ≥ 0.8, × 0.5; the failure the method exists to avoid) and a report of what
+happened instead of a request (× 0.6; it cannot stand as a user's turn).
+With a judge LM, its verdict takes 20% of the weight of an accepted relabel.
+
+The feedback names each component that fell short, in words a reflection LM can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import dspy
+
+from agenther_dspy.eval import text as tx
+from agenther_dspy.schema import Trajectory
+
+WEIGHTS = {
+    "grounding": 0.30,
+    "no_leak": 0.25,
+    "anchoring": 0.15,
+    "naturalness": 0.15,
+    "closeness": 0.15,
+}
+COPY_SIMILARITY = 0.8  # at or above: a near-copy, the score is halved
+COPY_PENALTY = 0.5
+REPORT_PENALTY = 0.6  # a statement of what happened is not a request: unusable as a user turn
+DISTINCT_BELOW = 0.7  # at or below: distinct enough from the original prompt
+JUDGE_WEIGHT = 0.2
+ANCHOR_SATURATION = 3
+MIN_WORDS, MAX_WORDS = 5, 80
+META_WORDS = (
+    "agent",
+    "trajectory",
+    "trajectories",
+    "hindsight",
+    "failed",
+    "relabel",
+    "the run",
+    "tool call",
+    "observation",
+    "assistant",
+)
+REQUEST_STARTS = frozenset(
+    """find list show give tell get search look check write create make build compare summarize
+    summarise book cancel change update help explain what which who where when how can could
+    would please i i'm i'd i’d i’m my fetch retrieve calculate compute draft generate provide
+    identify run set fix plot analyze analyse convert export save send email schedule reserve
+    order buy pull extract filter sort add remove delete modify upgrade downgrade troubleshoot
+    diagnose reset enable disable turn switch verify confirm review translate recommend suggest
+    is are do does let tell we our prepare pick choose rebook refund open close install deploy
+    restart roll investigate query count rank estimate outline describe""".split()
+)
+REPORT_STARTS = (
+    "the agent",
+    "the assistant",
+    "the user",
+    "this run",
+    "it ",
+    "i found",
+    "i searched",
+    "i have",
+    "i was",
+    "we found",
+    "here is",
+    "here are",
+    "the search",
+    "the results",
+)
+REPORT_MARKERS = (" was found", " were found", " has been ", " have been ", "successfully ")
+
+
+def evidence_text(trajectory: Trajectory) -> str:
+    """What the run shows: observations, action inputs and final answer (not its thoughts)."""
+    parts = [trajectory.final_answer]
+    for step in trajectory.steps:
+        parts.append(step.observation)
+        parts.append(json.dumps(step.action_input, ensure_ascii=False))
+    return "\n".join(parts)
+
+
+def grounding(prompt: str, evidence: str) -> tuple[float, list[str]]:
+    items = tx.specifics(prompt)
+    if not items:
+        return 1.0, []
+    lowered, evidence_numbers = evidence.lower(), tx.numbers(evidence)
+    missing = [
+        value
+        for kind, value in items
+        if not (value in evidence_numbers if kind == "number" else value.lower() in lowered)
+    ]
+    return 1 - len(missing) / len(items), missing
+
+
+def leaks(prompt: str, must_not_require: list[str]) -> list[str]:
+    """The unachieved requirements the prompt asks for again."""
+    prompt_tokens, prompt_numbers = set(tx.content_tokens(prompt)), tx.numbers(prompt)
+    leaked = []
+    for item in must_not_require:
+        item_numbers = tx.numbers(item)
+        words = [t for t in tx.content_tokens(item) if not t[0].isdigit()]
+        # A requirement with a value ("below 100kg") is asked again when its value is; one
+        # without ("export as CSV") when most of its words are.
+        if item_numbers:
+            if item_numbers & prompt_numbers:
+                leaked.append(item)
+        elif words and sum(w in prompt_tokens for w in words) / len(words) >= 0.6:
+            leaked.append(item)
+    return leaked
+
+
+def fact_in(fact: str, prompt: str) -> bool:
+    if " ".join(fact.lower().split()) in " ".join(prompt.lower().split()):
+        return True
+    needed = set(tx.content_tokens(fact))
+    return bool(needed) and needed <= set(tx.content_tokens(prompt))
+
+
+def anchoring(prompt: str, key_facts: list[str]) -> tuple[float, list[str]]:
+    if not key_facts:
+        return 1.0, []
+    hit = [fact for fact in key_facts if fact_in(fact, prompt)]
+    missed = [fact for fact in key_facts if fact not in hit]
+    return min(1.0, len(hit) / min(ANCHOR_SATURATION, len(key_facts))), missed
+
+
+def naturalness(prompt: str, original_prompt: str) -> tuple[float, list[str], float, bool]:
+    """Score, problems, the similarity to the original prompt, and whether it is a request."""
+    problems = []
+    lowered = " ".join(prompt.lower().split())
+    first = lowered.split(" ", 1)[0].strip(",.:;!?\"'") if lowered else ""
+    is_request = first in REQUEST_STARTS or lowered.endswith("?")
+    is_report = lowered.startswith(REPORT_STARTS) or any(m in lowered for m in REPORT_MARKERS)
+    form = 1.0 if is_request and not is_report else 0.0
+    if not form:
+        problems.append("it reads like a report of what happened, not a user's request")
+    words = len(prompt.split())
+    length = 1.0 if MIN_WORDS <= words <= MAX_WORDS else 0.5 if 3 <= words <= 150 else 0.0
+    if length < 1:
+        problems.append(f"it is {words} words long (a request is {MIN_WORDS}–{MAX_WORDS})")
+    meta = [w for w in META_WORDS if f" {w}" in f" {lowered}"]
+    if meta:
+        problems.append(f"it uses words about the process, not the task: {', '.join(meta)}")
+    sim = tx.similarity(prompt, original_prompt)
+    not_copy = min(1.0, max(0.0, (COPY_SIMILARITY - sim) / (COPY_SIMILARITY - DISTINCT_BELOW)))
+    if not_copy < 1:
+        problems.append(f"it is close to the original prompt (similarity {sim:.2f})")
+    return (form + length + (0.0 if meta else 1.0) + not_copy) / 4, problems, sim, bool(form)
+
+
+def _as_dict(value: Any) -> dict:
+    if isinstance(value, dict):
+        return value
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    return dict(value)
+
+
+def score_prompt(
+    prompt: str, trajectory: Trajectory, gold: dict, *, exclude_reference: str | None = None
+) -> tuple[float, dict[str, float], list[str]]:
+    """The weighted score of one accepted prompt for a recoverable run, with its feedback.
+
+    `exclude_reference` leaves one reference out of the closeness check (for validating the
+    metric on the references themselves); with no reference left, closeness is not scored.
+    """
+    feedback: list[str] = []
+    components: dict[str, float] = {}
+    components["grounding"], missing = grounding(prompt, evidence_text(trajectory))
+    if missing:
+        feedback.append(
+            "Grounding: the prompt names specifics that never occur in the run: "
+            f"{', '.join(missing)}. Use only values the observations show."
+        )
+    leaked = leaks(prompt, list(gold.get("must_not_require") or []))
+    components["no_leak"] = 1 - len(leaked) / max(1, len(gold.get("must_not_require") or []))
+    if leaked:
+        feedback.append(
+            "No leak: the prompt asks again for what the run did not achieve: "
+            f"{'; '.join(leaked)}. Ask only for what was actually done."
+        )
+    components["anchoring"], missed = anchoring(prompt, list(gold.get("key_facts") or []))
+    if components["anchoring"] < 1:
+        feedback.append(
+            "Anchoring: the prompt does not target the run's key results; mention some of: "
+            f"{', '.join(missed[:5])}."
+        )
+    components["naturalness"], problems, sim, is_request = naturalness(
+        prompt, trajectory.original_prompt
+    )
+    if problems:
+        feedback.append(f"Naturalness: {'; '.join(problems)}.")
+    references = [
+        r for r in gold.get("reference_hindsight_prompts") or [] if r != exclude_reference
+    ]
+    if references:
+        components["closeness"] = max(tx.token_f1(prompt, r) for r in references)
+        if components["closeness"] < 0.5:
+            feedback.append(
+                f"Closeness: a faithful request for this run reads like: {references[0]!r}"
+            )
+    weights = {k: w for k, w in WEIGHTS.items() if k in components}
+    score = sum(weights[k] * components[k] for k in weights) / sum(weights.values())
+    if sim >= COPY_SIMILARITY:
+        score *= COPY_PENALTY
+    if not is_request:
+        score *= REPORT_PENALTY
+    return score, components, feedback
+
+
+class JudgeHindsightPrompt(dspy.Signature):
+    """Judge a user request written for an agent run: is everything it asks for fully and
+    correctly done in the run's observations, and would a real user plausibly ask it?"""
+
+    trajectory: str = dspy.InputField(desc="the agent run: numbered steps and final answer")
+    hindsight_prompt: str = dspy.InputField(desc="the request to judge")
+    fully_satisfied: bool = dspy.OutputField(desc="the run fully satisfies the request")
+    natural: bool = dspy.OutputField(desc="a real user could plausibly ask this")
+
+
+def make_fidelity_metric(judge_lm: dspy.LM | None = None):
+    """The metric, optionally with an LM judge's verdict as one more component."""
+    judge = dspy.Predict(JudgeHindsightPrompt) if judge_lm is not None else None
+
+    def relabel_fidelity(example, pred, trace=None, pred_name=None, pred_trace=None):
+        trajectory = Trajectory.model_validate(_as_dict(example.trajectory))
+        gold = _as_dict(example.gold)
+        status = getattr(pred, "status", None)
+        relabel = getattr(pred, "relabel", None)
+        prompt = getattr(relabel, "hindsight_prompt", "") if status == "accepted" else ""
+        components: dict[str, float] = {}
+        if not gold.get("recoverable"):
+            components["decision"] = 0.0 if prompt else 1.0
+            feedback = (
+                ["Decision: the run achieved nothing a request could be built on "
+                 f"({gold.get('notes') or gold.get('failure_type')}), yet a prompt was accepted: "
+                 f"{prompt!r}. Mark such runs not a valid replay."]
+                if prompt
+                else []
+            )  # fmt: skip
+            return _prediction(components["decision"], components, feedback)
+        if not prompt:
+            components["decision"] = 0.0
+            refs = gold.get("reference_hindsight_prompts") or []
+            example_ref = f" A faithful request exists, e.g. {refs[0]!r}." if refs else ""
+            why = getattr(pred, "reason", "") or "no prompt"
+            return _prediction(
+                0.0,
+                components,
+                [f"Decision: the run was recoverable but not relabeled ({why}).{example_ref}"],
+            )
+        components["decision"] = 1.0
+        score, parts, feedback = score_prompt(prompt, trajectory, gold)
+        components.update(parts)
+        if judge is not None:
+            from agenther_dspy.modules.render import render_trajectory
+
+            with dspy.context(lm=judge_lm):
+                verdict = judge(trajectory=render_trajectory(trajectory), hindsight_prompt=prompt)
+            components["judge"] = (float(verdict.fully_satisfied) + float(verdict.natural)) / 2
+            if components["judge"] < 1:
+                feedback.append(
+                    "Judge: the run does not fully satisfy the request"
+                    if not verdict.fully_satisfied
+                    else "Judge: a real user would not ask this"
+                )
+            score = (1 - JUDGE_WEIGHT) * score + JUDGE_WEIGHT * components["judge"]
+        return _prediction(score, components, feedback)
+
+    return relabel_fidelity
+
+
+def _prediction(score: float, components: dict[str, float], feedback: list[str]) -> dspy.Prediction:
+    text = " ".join(feedback) or "All fidelity checks passed."
+    return dspy.Prediction(score=round(score, 4), feedback=text, components=components)
+
+
+relabel_fidelity = make_fidelity_metric()
