@@ -1,0 +1,82 @@
+"""Saved programs: DSPy's JSON state plus a sidecar that says what it is compatible with.
+
+`relabeler.json` holds each predictor's instructions and demos (DSPy's own JSON; no pickle);
+`relabeler.meta.json` beside it holds the signature hash, the versions, which stages are LM
+stages, and whatever the compile recorded (optimizer, budget, model, dataset hashes, scores).
+Loading refuses a program whose signature hash differs from this version's: its
+instructions and demos were learned for other fields, and DSPy would load them silently.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from agenther_dspy.modules.program import HindsightRelabeler
+from agenther_dspy.signatures import signature_hash
+from agenther_dspy.tracking import program_hash, scrub
+
+
+class ProgramError(ValueError):
+    """A saved program that cannot be used, with the reason."""
+
+
+def sidecar_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".json") + ".meta.json")
+
+
+def save_program(program: HindsightRelabeler, path: str | Path, **info: Any) -> Path:
+    """Write the program's JSON state and its sidecar; return the sidecar's path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    program.save(str(path))
+    meta = {
+        "signature_hash": signature_hash(),
+        "program_hash": program_hash(program),
+        "dspy_version": version("dspy"),
+        "agenther_dspy_version": version("agenther-dspy"),
+        "llm_detector": program.uses_llm_detector,
+        "llm_extractor": program.uses_llm_extractor,
+        **info,
+    }
+    sidecar = sidecar_path(path)
+    sidecar.write_text(json.dumps(scrub(meta), indent=2, sort_keys=True) + "\n")
+    return sidecar
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    sidecar = sidecar_path(path)
+    if not sidecar.is_file():
+        raise ProgramError(
+            f"{path}: no sidecar {sidecar.name} beside it; save programs with compile"
+        )
+    try:
+        return json.loads(sidecar.read_text())
+    except json.JSONDecodeError as error:
+        raise ProgramError(f"{sidecar}: not valid JSON ({error.msg})") from None
+
+
+def load_program(path: str | Path, **settings: Any) -> HindsightRelabeler:
+    """A program rebuilt from a saved file; `settings` are θ, δ, K and the judge LM."""
+    path = Path(path)
+    if not path.is_file():
+        raise ProgramError(f"{path}: no such program file")
+    meta = read_sidecar(path)
+    expected = signature_hash()
+    if meta.get("signature_hash") != expected:
+        raise ProgramError(
+            f"{path} was compiled for stage signatures {meta.get('signature_hash')}, but this "
+            f"version of agenther-dspy has {expected}: its instructions and demos belong to "
+            "other fields. Compile it again with this version."
+        )
+    program = HindsightRelabeler(
+        llm_detector=meta["llm_detector"], llm_extractor=meta["llm_extractor"], **settings
+    )
+    try:
+        program.load(str(path))
+    except (KeyError, ValueError) as error:
+        raise ProgramError(f"{path}: cannot load its state ({error})") from None
+    return program
