@@ -46,6 +46,9 @@ REPORT_PENALTY = 0.6  # a statement of what happened is not a request: unusable 
 DISTINCT_BELOW = 0.7  # at or below: distinct enough from the original prompt
 JUDGE_WEIGHT = 0.2
 ANCHOR_SATURATION = 3
+# Share of a value-less requirement's words that must appear for it to count as asked again:
+# a short requirement ("export as CSV") leaks only when all its words are back.
+LEAK_WORD_SHARE = 0.75
 MIN_WORDS, MAX_WORDS = 5, 80
 META_WORDS = (
     "agent",
@@ -122,7 +125,7 @@ def leaks(prompt: str, must_not_require: list[str]) -> list[str]:
         if item_numbers:
             if item_numbers & prompt_numbers:
                 leaked.append(item)
-        elif words and sum(w in prompt_tokens for w in words) / len(words) >= 0.6:
+        elif words and sum(w in prompt_tokens for w in words) / len(words) >= LEAK_WORD_SHARE:
             leaked.append(item)
     return leaked
 
