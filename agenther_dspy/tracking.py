@@ -131,3 +131,61 @@ def tracked_run(
     with mlflow.start_run(run_name=run_name or command) as run:
         mlflow.set_tags({"agenther.command": command, **scrub(tags or {})})
         yield TrackedRun(mlflow, run)
+
+
+REGISTERED_MODEL = "agenther-dspy-relabeler"
+
+
+def log_program_model(
+    program_path: str | Path,
+    *,
+    model_config: dict[str, Any],
+    registered_model_name: str | None = REGISTERED_MODEL,
+) -> Any:
+    """Log the saved program as a models-from-code pyfunc in the active run, and register it.
+
+    The model is `serving.py` plus the program JSON and its sidecar as artifacts; the LM is
+    named in `model_config` and built when the model is loaded. Returns MLflow's ModelInfo.
+    """
+    import mlflow
+
+    from agenther_dspy import serving
+    from agenther_dspy.optimizers.saving import sidecar_path
+
+    program_path = Path(program_path)
+    return mlflow.pyfunc.log_model(
+        name="relabeler",
+        python_model=serving.__file__,
+        artifacts={
+            "program": str(program_path),
+            "program_meta": str(sidecar_path(program_path)),
+        },
+        model_config=scrub(model_config),
+        registered_model_name=registered_model_name,
+        pip_requirements=[f"agenther-dspy=={_version()}"],
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("agenther-dspy")
+
+
+def fetch_program(uri: str, tracking_uri: str | None = None) -> Path:
+    """A local path to the program JSON behind `models:/NAME/VERSION` or `runs:/ID/PATH`."""
+    import mlflow
+
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    if local.is_file():
+        return local
+    candidates = sorted(
+        p
+        for p in local.rglob("*.json")
+        if not p.name.endswith(".meta.json")
+        and p.with_name(p.name.removesuffix(".json") + ".meta.json").is_file()
+    )
+    if not candidates:
+        raise FileNotFoundError(f"{uri}: no saved program (a .json with its .meta.json) inside")
+    return candidates[0]

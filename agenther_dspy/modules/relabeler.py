@@ -41,10 +41,15 @@ class Relabeler(dspy.Module):
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.min_confidence = min_confidence
         self.max_attempts = max_attempts
-        # Chosen at run time and never part of the saved state (only predictors are saved).
-        self.judge_lm = judge_lm
+        # Chosen at run time and never part of the saved state (only predictors are saved);
+        # shared, not copied, when an optimizer deep-copies the program.
+        self._judge_lm = _Shared(judge_lm)
         self.relabel = dspy.Predict(RelabelTrajectory)
         self.judge = dspy.Predict(VerifyRelabel)
+
+    @property
+    def judge_lm(self) -> dspy.LM | None:
+        return self._judge_lm.value
 
     def propose(
         self, rendered: str, original_prompt: str, outcome: ReplayOutcome, attempt: int
@@ -147,6 +152,16 @@ class Relabeler(dspy.Module):
             single_judge=False,
             attempts=attempts,
         )
+
+
+class _Shared:
+    """A reference that deep copies share: an LM holds a loaded model and connections."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __deepcopy__(self, memo: dict) -> _Shared:
+        return self
 
 
 def _short(exc: Exception, limit: int = 160) -> str:

@@ -59,8 +59,18 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
         raise ProgramError(f"{sidecar}: not valid JSON ({error.msg})") from None
 
 
-def load_program(path: str | Path, **settings: Any) -> HindsightRelabeler:
-    """A program rebuilt from a saved file; `settings` are θ, δ, K and the judge LM."""
+def load_program(
+    path: str | Path, *, tracking_uri: str | None = None, **settings: Any
+) -> HindsightRelabeler:
+    """A program rebuilt from a saved file, or from `models:/NAME/VERSION` / `runs:/ID/PATH`
+    in MLflow; `settings` are θ, δ, K and the judge LM."""
+    if str(path).startswith(("models:/", "runs:/")):
+        from agenther_dspy.tracking import fetch_program
+
+        try:
+            path = fetch_program(str(path), tracking_uri)
+        except Exception as error:  # MLflow raises many kinds; the user needs one line
+            raise ProgramError(f"{path}: {type(error).__name__}: {error}") from None
     path = Path(path)
     if not path.is_file():
         raise ProgramError(f"{path}: no such program file")

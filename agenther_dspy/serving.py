@@ -1,0 +1,103 @@
+"""The compiled relabeler as an MLflow model, built from code (no pickle).
+
+MLflow loads this file as the model: `load_context` reads the saved program (JSON plus its
+sidecar, logged as artifacts) and builds the LM named in the model config at load time, with
+its key read from the environment then; `predict` takes a DataFrame of trajectories (one per
+row, the input schema's columns) and returns one row of results per input row, so batch
+scoring and `mlflow.pyfunc.spark_udf` work. Nothing secret is stored in the model.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import mlflow.pyfunc
+
+RESULT_COLUMNS = [
+    "trajectory_id",
+    "status",
+    "stage",
+    "reason",
+    "hindsight_prompt",
+    "confidence",
+    "single_judge",
+    "severity_weight",
+]
+
+
+def _cell(value: Any) -> Any:
+    """DataFrame cells may hold JSON text (e.g. from Spark); decode it back to objects."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if hasattr(value, "tolist"):  # numpy arrays from parquet
+        return value.tolist()
+    return value
+
+
+class RelabelerModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context: Any) -> None:
+        from agenther_dspy.lm import build_lm
+        from agenther_dspy.optimizers.saving import load_program
+
+        config = dict(context.model_config or {})
+        self.lm = build_lm(
+            config.get("model", "local"),
+            base_url=config.get("base_url"),
+            api_key_env=config.get("api_key_env"),
+        )
+        self.program = load_program(
+            context.artifacts["program"],
+            min_confidence=float(config.get("min_confidence", 0.5)),
+            severity_threshold=float(config.get("severity_threshold", 0.3)),
+            max_attempts=int(config.get("max_attempts", 3)),
+        )
+
+    def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints as a schema
+        import dspy
+        import pandas as pd
+
+        from agenther_dspy.schema import Trajectory
+
+        rows = []
+        for record in model_input.to_dict("records"):
+            record = {key: _cell(value) for key, value in record.items() if value is not None}
+            try:
+                trajectory = Trajectory.model_validate(record)
+                with dspy.context(lm=self.lm):
+                    prediction = self.program(trajectory=trajectory)
+            except Exception as error:  # one bad row is a result, not a failed batch
+                rows.append(
+                    {
+                        "trajectory_id": record.get("trajectory_id", ""),
+                        "status": "error",
+                        "stage": "",
+                        "reason": f"{type(error).__name__}: {error}"[:300],
+                        "hindsight_prompt": "",
+                        "confidence": 0.0,
+                        "single_judge": False,
+                        "severity_weight": 0.0,
+                    }
+                )
+                continue
+            rows.append(
+                {
+                    "trajectory_id": prediction.trajectory_id,
+                    "status": prediction.status,
+                    "stage": prediction.stage,
+                    "reason": prediction.reason,
+                    "hindsight_prompt": prediction.relabel.hindsight_prompt
+                    if prediction.status == "accepted"
+                    else "",
+                    "confidence": float(prediction.confidence),
+                    "single_judge": bool(prediction.single_judge),
+                    "severity_weight": float(prediction.analysis.severity_weight),
+                }
+            )
+        return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+mlflow.models.set_model(RelabelerModel())
