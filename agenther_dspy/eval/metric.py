@@ -26,6 +26,7 @@ The feedback names each component that fell short, in words a reflection LM can 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import dspy
@@ -65,12 +66,13 @@ META_WORDS = (
 REQUEST_STARTS = frozenset(
     """find list show give tell get search look check write create make build compare summarize
     summarise book cancel change update help explain what which who where when how can could
-    would please i i'm i'd i’d i’m my fetch retrieve calculate compute draft generate provide
+    would please i my fetch retrieve calculate compute draft generate provide
     identify run set fix plot analyze analyse convert export save send email schedule reserve
     order buy pull extract filter sort add remove delete modify upgrade downgrade troubleshoot
     diagnose reset enable disable turn switch verify confirm review translate recommend suggest
     is are do does let tell we our prepare pick choose rebook refund open close install deploy
-    restart roll investigate query count rank estimate outline describe""".split()
+    restart roll investigate query count rank estimate outline describe put move merge request
+    transfer apply use return resend top refuel renew register sign upload download""".split()
 )
 REPORT_STARTS = (
     "the agent",
@@ -150,6 +152,7 @@ def naturalness(prompt: str, original_prompt: str) -> tuple[float, list[str], fl
     problems = []
     lowered = " ".join(prompt.lower().split())
     first = lowered.split(" ", 1)[0].strip(",.:;!?\"'") if lowered else ""
+    first = re.split(r"['’]", first)[0]  # what's → what, i'd → i
     is_request = first in REQUEST_STARTS or lowered.endswith("?")
     is_report = lowered.startswith(REPORT_STARTS) or any(m in lowered for m in REPORT_MARKERS)
     form = 1.0 if is_request and not is_report else 0.0

@@ -14,12 +14,17 @@ STOPWORDS = frozenset(
     two""".split()
 )
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d[\d,]*(?:\.\d+)?")
+# Ids with a letter before a digit (HAT271, L1002) stay whole; "10kg" splits into 10 + kg.
+_WORD = re.compile(
+    r"[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*\d[A-Za-z0-9]*|[A-Za-z][A-Za-z'’-]*|\d[\d,]*(?:\.\d+)?"
+)
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
 _QUOTED = re.compile(r"\"([^\"]{2,80})\"|“([^”]{2,80})”|`([^`]{2,80})`|(?<!\w)'([^']{2,60})'(?!\w)")
 _ID = re.compile(r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9_-]{2,}\b")
+# A number with a lower-case unit or ordinal ("500-unit", "8th", "503s"): a number, not an id.
+_NUMBER_WITH_SUFFIX = re.compile(r"^\d[\d.,]*(?:[a-z]{1,3}|-[a-z]+)+$")
 _CODE = re.compile(r"\b[A-Z]{5,}\b")
-_CAPITALIZED = re.compile(r"(?<=[a-z0-9,;:] )[A-Z][a-zA-Z]+(?:[A-Z][a-z]+)*")
+_CAPITALIZED = re.compile(r"(?<=[a-z0-9,;:] )[A-Z][a-zA-Z]+(?:[A-Z][a-z]+)*\b")
 
 
 def normalize_number(text: str) -> str:
@@ -58,7 +63,8 @@ def specifics(prompt: str) -> list[tuple[str, str]]:
     for groups in _QUOTED.findall(prompt):
         found.append(("quoted", next(g for g in groups if g)))
     found += [("number", normalize_number(n)) for n in _NUMBER.findall(prompt)]
-    ids = set(_ID.findall(prompt)) | set(_CODE.findall(prompt))
+    ids = {t for t in _ID.findall(prompt) if not _NUMBER_WITH_SUFFIX.match(t)}
+    ids |= set(_CODE.findall(prompt))
     found += [("id", token) for token in sorted(ids) if not token.isdigit()]
     names = {
         word
