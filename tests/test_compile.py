@@ -1,0 +1,123 @@
+"""Compiling with each optimizer on a tiny set (control flow, budgets, artifacts), and the
+compiled program as an MLflow pyfunc model."""
+
+from __future__ import annotations
+
+import json
+
+import dspy
+import pandas as pd
+import pytest
+from conftest import EXAMPLES
+
+from agenther_dspy import HindsightRelabeler
+from agenther_dspy.eval import load_labeled
+from agenther_dspy.eval.dataset import shipped_dir
+from agenther_dspy.lm import build_lm
+from agenther_dspy.lm.stub_server import StubServer
+from agenther_dspy.optimizers import load_program, save_program
+from agenther_dspy.optimizers.compile import OPTIMIZERS, compile_program, gold_demos, plan
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    train = load_labeled(shipped_dir() / "train.jsonl").examples
+    dev = load_labeled(shipped_dir() / "dev.jsonl").examples
+
+    def pick(rows):
+        recoverable = [r for r in rows if r.gold["recoverable"]]
+        return recoverable[:2] + [r for r in rows if not r.gold["recoverable"]][:1]
+
+    return pick(train), pick(dev)
+
+
+@pytest.fixture(scope="module")
+def stub_lm():
+    with StubServer() as server:
+        yield build_lm("openai/stub", base_url=server.base_url, cache=False)
+
+
+def test_budgets_are_explicit_and_printed_in_lm_calls():
+    program = HindsightRelabeler()
+    assert plan("labeled", 2, program, 24, 18).expected_lm_calls == 2 * 18 * 3
+    bootstrap = plan("bootstrap", None, program, 24, 18)
+    assert bootstrap.budget == OPTIMIZERS["bootstrap"].default_budget
+    assert bootstrap.expected_lm_calls == 24 * 3 + 2 * 18 * 3
+    assert (
+        plan("gepa", 30, program, 4, 4).expected_lm_calls
+        < plan("gepa", 60, program, 4, 4).expected_lm_calls
+    )
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        plan("magic", 1, program, 1, 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        plan("bootstrap", 0, program, 1, 1)
+
+
+def test_gold_demos_fit_every_stage_signature(tiny):
+    program = HindsightRelabeler(llm_detector=True)
+    demos = gold_demos(tiny[0][0])
+    for name, predictor in program.named_predictors():
+        fields = set(predictor.signature.fields)
+        for demo in demos[name]:
+            assert set(demo.keys()) == fields, name
+
+
+def test_labeled_optimizer_writes_demos_without_lm_calls(tiny):
+    train, dev = tiny
+    compiled = compile_program(HindsightRelabeler(), train, dev, optimizer="labeled", budget=2)
+    for _, predictor in compiled.named_predictors():
+        assert 1 <= len(predictor.demos) <= 2
+    relabel_demos = compiled.relabeler.relabel.demos
+    assert {d.is_valid_replay for d in relabel_demos} == {True, False}  # both answers shown
+
+
+@pytest.mark.parametrize("optimizer", ["bootstrap", "random-search", "mipro", "simba", "gepa"])
+def test_each_optimizer_runs_within_its_budget(tiny, stub_lm, optimizer):
+    train, dev = tiny
+    program = HindsightRelabeler()
+    budget = {"random-search": 1, "mipro": 2, "simba": 1, "gepa": 6}.get(optimizer, 1)
+    expected = plan(optimizer, budget, program, len(train), len(dev)).expected_lm_calls
+    with dspy.context(lm=stub_lm), dspy.track_usage() as usage:
+        compiled = compile_program(
+            program, train, dev, optimizer=optimizer, budget=budget,
+            prompt_lm=stub_lm, reflection_lm=stub_lm,
+        )  # fmt: skip
+    calls = sum(len(v) for v in usage.usage_data.values())
+    assert isinstance(compiled, HindsightRelabeler)
+    assert [n for n, _ in compiled.named_predictors()] == [n for n, _ in program.named_predictors()]
+    assert 0 < calls <= expected, (calls, expected)
+
+
+def test_gepa_without_reflection_model_is_refused(tiny):
+    with pytest.raises(ValueError, match="reflection model"):
+        compile_program(HindsightRelabeler(), *tiny, optimizer="gepa", budget=4)
+
+
+def test_pyfunc_model_loads_and_predicts_a_dataframe(tmp_path, tiny, monkeypatch):
+    import mlflow
+
+    from agenther_dspy.tracking import log_program_model
+
+    compiled = compile_program(HindsightRelabeler(), *tiny, optimizer="labeled", budget=1)
+    path = tmp_path / "relabeler.json"
+    save_program(compiled, path)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-in-the-model-000000000")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with StubServer() as server, mlflow.start_run():
+        info = log_program_model(
+            path, model_config={"model": "openai/stub", "base_url": server.base_url},
+            registered_model_name="relabeler-test",
+        )  # fmt: skip
+        model = mlflow.pyfunc.load_model("models:/relabeler-test/1")
+        frame = pd.DataFrame(json.loads(EXAMPLES.read_text())[:2])
+        out = model.predict(frame)
+        loaded = load_program(
+            "models:/relabeler-test/1", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"
+        )
+    assert list(out["trajectory_id"]) == ["traj_001", "traj_002"]
+    assert set(out["status"]) <= {"accepted", "rejected", "skipped"}
+    assert loaded.dump_state() == compiled.dump_state()
+    assert info.registered_model_version == 1
+    for file in tmp_path.rglob("*"):
+        if file.is_file():
+            assert b"sk-never-in-the-model" not in file.read_bytes(), file
