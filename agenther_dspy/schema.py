@@ -137,6 +137,9 @@ class OutputFormat(StrEnum):
     SFT = "sft"
     DPO = "dpo"
     SHAREGPT = "sharegpt"
+    OPENAI = "openai"  # OpenAI chat fine-tuning: {"messages": [...]} with real tool calls
+    TRL_SFT = "trl-sft"  # TRL conversational language modeling: {"messages": [...]}
+    TRL_DPO = "trl-dpo"  # TRL conversational preference: {"prompt", "chosen", "rejected"}
 
 
 class AugmentedSample(BaseModel):
@@ -146,6 +149,7 @@ class AugmentedSample(BaseModel):
     format: OutputFormat
     hindsight_prompt: str
     weight: float = Field(default=1.0, ge=0.0, le=1.0)
-    chosen: list[dict[str, str]] = Field(default_factory=list)
-    rejected: list[dict[str, str]] = Field(default_factory=list)
+    # Chat messages; the openai / trl formats' assistant messages carry `tool_calls` lists.
+    chosen: list[dict[str, Any]] = Field(default_factory=list)
+    rejected: list[dict[str, Any]] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
