@@ -13,6 +13,12 @@ import os
 import dspy
 
 DEFAULT_MAX_TOKENS = 1024
+# Per remote LM call. DSPy retries a call that times out, is rate limited (429) or gets a
+# server error (5xx) or a transport error up to `num_retries` times, sleeping 1, 2, 4 … s
+# (at most 60 s) or what the server's Retry-After says; other errors (auth, bad request)
+# are not retried. So one call waits at most (num_retries + 1) × timeout + the backoff.
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_NUM_RETRIES = 3
 
 # The variable each provider's own SDK reads by default.
 PROVIDER_KEY_ENV = {
@@ -69,29 +75,39 @@ def build_lm(
     temperature: float | None = None,
     max_tokens: int | None = None,
     cache: bool = True,
-    num_retries: int = 3,
+    num_retries: int = DEFAULT_NUM_RETRIES,
+    timeout: float | None = None,
 ) -> dspy.LM:
+    """`timeout` (seconds per call) reaches both of DSPy's remote engines: the native one
+    as its read/write/pool timeout, LiteLLM as its request timeout."""
     if not model or not model.strip():
         raise LMConfigError("-m/--model is empty")
+    if timeout is not None and not timeout > 0:
+        raise LMConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
     if is_local(model):
         if base_url:
             raise LMConfigError(
                 "--base-url is for remote servers; the local engine runs in-process"
             )
+        if timeout is not None:
+            raise LMConfigError("--timeout is for remote servers; the local engine runs in-process")
         from agenther_dspy.lm.local import build_local_lm
+        from agenther_dspy.lm.models import ModelError
 
-        return build_local_lm(
-            model,
-            temperature=temperature,
-            max_tokens=max_tokens or 512,
-            cache=cache,
-        )
+        try:
+            return build_local_lm(
+                model, temperature=temperature, max_tokens=max_tokens or 512, cache=cache
+            )
+        except ModelError as error:
+            raise LMConfigError(str(error)) from None
     kwargs: dict = {}
     if base_url:
         kwargs["api_base"] = base_url.rstrip("/")
     api_key = resolve_api_key(model, base_url, api_key_env)
     if api_key:
         kwargs["api_key"] = api_key
+    if timeout is not None:
+        kwargs["timeout"] = timeout
     try:
         return dspy.LM(
             model,
@@ -120,5 +136,7 @@ def configure_cache(cache_dir: str | os.PathLike | None = None, *, enabled: bool
         enable_disk_cache=True,
         enable_memory_cache=True,
         disk_cache_dir=str(cache_dir or lm_cache_dir()),
+        # The disk cache keeps everything; a bounded memory layer keeps long batches flat.
+        memory_max_entries=10_000,
         restrict_pickle=True,
     )
