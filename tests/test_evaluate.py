@@ -1,0 +1,81 @@
+"""`agenther-dspy evaluate` against a loopback server, tracked in a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dspy
+from dspy.utils import DummyLM
+from test_cli import SECRET, cli
+
+from agenther_dspy import HindsightRelabeler
+from agenther_dspy.eval import evaluate, load_labeled
+from agenther_dspy.lm.stub_server import StubServer
+
+MINI = Path("tests/data/labeled_mini.jsonl").resolve()
+
+
+def test_evaluate_counts_calls_and_measures_acceptance():
+    labeled = load_labeled(MINI)
+    relabel = {"hindsight_prompt": "List the copper wire suppliers you found with prices.",
+               "is_valid_replay": True, "rationale": "r", "confidence": 0.9}  # fmt: skip
+    judge = {"is_valid": True, "confidence": 0.9, "rejection_reason": ""}
+    lm = DummyLM([relabel, judge, relabel, judge])
+    report = evaluate(HindsightRelabeler(llm_extractor=False), labeled, lm=lm)
+    summary = report.summary
+    assert summary["examples"] == 3
+    assert summary["acceptance_precision"] == 1.0 and summary["acceptance_recall"] == 1.0
+    assert [row.lm_calls for row in report.rows] == [2, 2, 0]
+    assert summary["lm_calls_per_trajectory"] == round(4 / 3, 2)
+    assert summary["failure_type_accuracy"] == round(1 / 3, 4)
+    assert 0 < summary["fidelity"] < 1
+    assert summary["fidelity_ci95"][0] <= summary["fidelity"] <= summary["fidelity_ci95"][1]
+
+
+def test_evaluate_command_logs_a_tracked_run_without_secrets(tmp_path):
+    store = tmp_path / "mlflow.db"
+    with StubServer() as server:
+        result = cli(
+            "evaluate", "--dataset", str(MINI), "-m", "openai/stub", "--base-url", server.base_url,
+            "--tracking-uri", f"sqlite:///{store}", "--report", str(tmp_path / "r.json"),
+            env={"OPENAI_API_KEY": SECRET}, cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["summary"]["examples"] == 3
+    assert len(report["rows"]) == 3
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{store}")
+    runs = mlflow.search_runs(experiment_names=["agenther-dspy"], output_format="list")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.params["dataset_sha256"] == load_labeled(MINI).sha256
+    assert run.data.params["model"] == "openai/stub"
+    assert run.data.params["base_url"] == server.base_url
+    assert report["summary"]["errors"] == 0 and report["summary"]["accepted"] == 2
+    assert run.data.metrics["examples"] == 3
+    assert "fidelity" in run.data.metrics
+    assert SECRET.encode() not in store.read_bytes()
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_evaluate_rejects_a_missing_dataset(tmp_path):
+    result = cli("evaluate", "--dataset", str(tmp_path / "none.jsonl"), "--no-mlflow")
+    assert result.returncode == 2 and "no such labeled file" in result.stderr
+
+
+def test_dspy_context_is_restored():
+    assert dspy.settings.lm is None
+
+
+def test_scrub_removes_url_credentials_and_secret_values(monkeypatch):
+    from agenther_dspy.tracking import scrub
+
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-1234567890")
+    assert scrub("http://user:pw@host:8000/v1") == "http://***@host:8000/v1"
+    assert scrub({"a": ["failed with tok-1234567890"]}) == {"a": ["failed with ***"]}
