@@ -186,3 +186,11 @@ def test_stage_predictor_names_are_stable():
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):
         HindsightRelabeler(**bad)
+
+
+def test_a_near_copy_of_the_original_prompt_is_never_accepted(copper):
+    original = copper.original_prompt
+    prediction, _ = run(copper, [relabel(0.95, prompt=original)] * 2 + [relabel(0.9), judge(0.9)])
+    assert prediction.status == "accepted"
+    assert prediction.relabel.hindsight_prompt == PROMPT
+    assert prediction.attempts[0]["outcome"].startswith("near-copy of the original prompt")

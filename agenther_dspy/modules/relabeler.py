@@ -14,6 +14,7 @@ import dspy
 from dspy.utils.exceptions import AdapterParseError
 from pydantic import ValidationError
 
+from agenther_dspy.eval.text import similarity
 from agenther_dspy.schema import Relabel, ReplayOutcome, Verdict
 from agenther_dspy.signatures import RelabelTrajectory, VerifyRelabel
 
@@ -21,6 +22,7 @@ FIRST_TEMPERATURE = 0.3
 RETRY_TEMPERATURE = 0.7
 JUDGE_TEMPERATURE = 0.0
 FALLBACK_FACTOR = 0.8
+COPY_SIMILARITY = 0.8  # the fidelity metric's threshold for a near-copy
 
 # An answer the adapter could not parse, or whose values break the stage's types, costs
 # one attempt; anything else (network, auth) is not the attempt's fault and propagates.
@@ -100,6 +102,11 @@ class Relabeler(dspy.Module):
             record["relabel"] = proposal.model_dump()
             if not proposal.is_valid_replay or not proposal.hindsight_prompt:
                 record["outcome"] = "relabeler marked the run not a valid replay"
+                continue
+            copied = similarity(proposal.hindsight_prompt, original_prompt)
+            if copied >= COPY_SIMILARITY:
+                # The run failed this prompt by definition: a near-copy is no relabeling.
+                record["outcome"] = f"near-copy of the original prompt (similarity {copied:.2f})"
                 continue
             if best is None or proposal.confidence > best.confidence:
                 best, best_verdict = proposal, None
