@@ -134,6 +134,10 @@ def run(
         typer.Option(help="LM response cache (default: $AGENTHER_DSPY_HOME/lm-cache)"),
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not cache LM calls")] = False,
+    hf_dataset: Annotated[
+        Path | None,
+        typer.Option(help="also write all rows as a Hugging Face dataset (with a card) here"),
+    ] = None,
     input_format: Annotated[
         InputFormat, typer.Option("--input-format", help="format of INPUT_FILE (default: detect)")
     ] = InputFormat.AUTO,
@@ -284,6 +288,23 @@ def run(
             highlight=False,
         )
         raise typer.Exit(130)  # 128 + SIGINT, as for any interrupted command
+    if hf_dataset:
+        from agenther_dspy.formats.hf import write_hf_dataset
+        from agenther_dspy.tracking import program_hash
+
+        rows = (json.loads(line) for line in output.read_text().splitlines() if line.strip())
+        card = {
+            "source_files": [str(input_file)],
+            "model": model,
+            "program_hash": program_hash(program),
+            "min_confidence": min_confidence,
+            "severity_threshold": severity_threshold,
+            "max_attempts": max_attempts,
+            "counts": dict(summary.all_counts),
+            "output_format": output_format.value,
+        }
+        write_hf_dataset(rows, hf_dataset, card)
+        console.print(f"Hugging Face dataset (all {summary.rows_total} rows): {hf_dataset}")
     raise typer.Exit(EXIT_SOME_INVALID if summary.bad else EXIT_OK)
 
 

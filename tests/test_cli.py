@@ -123,3 +123,16 @@ def test_validate_names_each_defect_in_a_corrupted_copy(tmp_path):
     assert "(item 1): steps: List should have at least 1 item" in out
     assert "(item 2): steps.1.action_input: Input should be a valid dictionary" in out
     assert "3 invalid, 0 valid records" in out
+
+
+def test_run_writes_a_hugging_face_dataset_with_its_card(tmp_path, server):
+    from datasets import load_from_disk
+
+    out, folder = tmp_path / "sft.jsonl", tmp_path / "hf"
+    result = cli("run", str(EXAMPLES), "-o", str(out), "-m", "openai/stub",
+                 "--base-url", server.base_url, "--hf-dataset", str(folder))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    dataset = load_from_disk(str(folder))
+    assert sorted(dataset["source_trajectory_id"]) == ["traj_001", "traj_002"]
+    card = (folder / "README.md").read_text()
+    assert "openai/stub" in card and "0.5" in card and str(EXAMPLES) in card
