@@ -16,9 +16,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agenther_dspy.formats.agenther import InputError, InvalidRecord
+from agenther_dspy.schema import Trajectory
 
 HEAD_BYTES = 4096
+
+
+class InputError(Exception):
+    """The input as a whole cannot be read (missing file, not JSON at all)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    trajectory: Trajectory
+    file: str
+    line: int
+    index: int | None = None
+
+
+@dataclass(frozen=True)
+class InvalidRecord:
+    file: str
+    line: int
+    reason: str
+    index: int | None = None
+
+    def where(self) -> str:
+        item = f" (item {self.index})" if self.index is not None else ""
+        return f"{self.file}:{self.line}{item}"
+
+    def __str__(self) -> str:
+        return f"{self.where()}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -130,7 +157,7 @@ def iter_items(path: str | Path) -> Iterator[Item | InvalidRecord]:
         yield from iter_array(path, text, text.index("["), 1)
         return
     if head[0] != "{":
-        raise InputError(f"{path}: expected a JSON array, JSON lines or a JSON object")
+        raise InputError(f"{path}: expected a JSON array or JSON lines, or one JSON object")
     if _first_line_is_json(path):
         yield from _iter_lines(path)
         return
