@@ -153,7 +153,6 @@ def run(
     """
     from agenther_dspy.lm import LMConfigError, build_lm, is_local
     from agenther_dspy.lm.factory import DEFAULT_TIMEOUT_S, configure_cache
-    from agenther_dspy.optimizers import load_program
     from agenther_dspy.runner import (
         BatchProgress,
         ResumeError,
@@ -201,18 +200,16 @@ def run(
                 num_retries=retries,
                 timeout=timeout_for(judge_model),
             )
-        settings = dict(
+        program = _make_program(
+            program_file,
+            tracking_uri=None,
+            llm_detector=llm_detector,
+            llm_extractor=llm_extractor,
             min_confidence=min_confidence,
             severity_threshold=severity_threshold,
             max_attempts=max_attempts,
             judge_lm=judge_lm,
         )
-        if program_file:
-            program = load_program(program_file, **settings)
-        else:
-            program = HindsightRelabeler(
-                llm_detector=llm_detector, llm_extractor=llm_extractor, **settings
-            )
     except (InputError, LMConfigError, ValueError) as error:
         raise fail(str(error)) from None
 
@@ -428,7 +425,7 @@ def evaluate(
     from agenther_dspy.eval import load_labeled, make_fidelity_metric, resolve_dataset
     from agenther_dspy.lm import LMConfigError, build_lm
     from agenther_dspy.lm.factory import configure_cache
-    from agenther_dspy.optimizers import ProgramError, load_program
+    from agenther_dspy.optimizers import ProgramError
     from agenther_dspy.signatures import signature_hash
     from agenther_dspy.tracking import program_hash, scrub, tracked_run
 
@@ -439,18 +436,16 @@ def evaluate(
         lm = build_lm(model, base_url=base_url, api_key_env=api_key_env)
         judge_lm = _judge_lm(judge_model, base_url, api_key_env)
         metric_lm = _judge_lm(metric_judge, base_url, api_key_env)
-        settings = dict(
+        program = _make_program(
+            program_file,
+            tracking_uri=tracking_uri,
+            llm_detector=llm_detector,
+            llm_extractor=llm_extractor,
             min_confidence=min_confidence,
             severity_threshold=severity_threshold,
             max_attempts=max_attempts,
             judge_lm=judge_lm,
         )
-        if program_file:
-            program = load_program(program_file, tracking_uri=tracking_uri, **settings)
-        else:
-            program = HindsightRelabeler(
-                llm_detector=llm_detector, llm_extractor=llm_extractor, **settings
-            )
     except (InputError, LMConfigError, ProgramError, ValueError) as error:
         raise fail(str(error)) from None
     for bad in labeled.invalid:
@@ -659,6 +654,23 @@ def compile_command(
 
 def _numeric(summary: dict) -> dict[str, float]:
     return {k: v for k, v in summary.items() if isinstance(v, int | float)}
+
+
+def _make_program(
+    program_file: str | None,
+    *,
+    tracking_uri: str | None,
+    llm_detector: bool,
+    llm_extractor: bool,
+    **settings,
+) -> HindsightRelabeler:
+    """The compiled program named by --program (its stages come from its sidecar), or a
+    fresh one with the stages the flags ask for; `settings` are θ, δ, K and the judge LM."""
+    from agenther_dspy.optimizers import load_program
+
+    if program_file:
+        return load_program(program_file, tracking_uri=tracking_uri, **settings)
+    return HindsightRelabeler(llm_detector=llm_detector, llm_extractor=llm_extractor, **settings)
 
 
 def _judge_lm(spec: str | None, base_url: str | None, api_key_env: str | None):
