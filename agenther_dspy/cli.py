@@ -327,6 +327,31 @@ def validate(
 
 
 @app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="print the list as JSON")] = False,
+) -> None:
+    """List the embedded models: size, whether installed and verified, how to install."""
+    from agenther_dspy.lm.models import list_models
+
+    rows = list_models()
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title="Embedded models (-m local:<name>)")
+    for column in ("name", "size", "installed", "verified"):
+        table.add_column(column)
+    verified_text = {True: "yes", False: "no", None: "on first load"}
+    for row in rows:
+        name = f"{row['name']} (default)" if row["default"] else str(row["name"])
+        installed = "yes" if row["installed"] else "no"
+        table.add_row(name, f"{row['size_mb']} MB", installed, verified_text[row["verified"]])
+    console.print(table)
+    for row in rows:
+        if not row["installed"]:
+            console.print(f"To install {row['name']}: {row['install']}", soft_wrap=True)
+
+
+@app.command()
 def convert(
     input_file: Annotated[
         Path,

@@ -103,6 +103,17 @@ def test_fatal_problems_exit_2_with_one_line(tmp_path):
     assert "AGENTHER_TEST_UNSET_KEY: that environment variable is not set" in no_key.stderr
 
 
+def test_models_lists_the_registered_models_and_their_state():
+    listed = cli("models", "--json")
+    assert listed.returncode == 0, listed.stderr
+    by_name = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert {"qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "smollm2-135m"} <= set(by_name)
+    # The test model is installed by the test set-up command and verifies.
+    assert by_name["smollm2-135m"]["installed"] and by_name["smollm2-135m"]["verified"]
+    table = cli("models")
+    assert table.returncode == 0 and "smollm2-135m" in table.stdout and "(default)" in table.stdout
+
+
 def test_validate_accepts_the_example_file():
     result = cli("validate", str(EXAMPLES))
     assert result.returncode == 0

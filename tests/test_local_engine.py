@@ -80,6 +80,18 @@ def test_a_join_with_the_wrong_hash_is_refused_and_leaves_no_file(tmp_path, monk
     assert not any(models.model_cache_dir().glob("fake-weights*"))
 
 
+def test_a_corrupted_joined_file_is_refused_and_rebuilt(tmp_path, monkeypatch) -> None:
+    name, joined = _fake_chunked(tmp_path, monkeypatch)
+    path = resolve_model(f"local:{name}")
+    damaged = bytearray(joined)
+    damaged[100] ^= 0xFF  # one flipped byte, same size
+    path.write_bytes(bytes(damaged))
+    assert resolve_model(f"local:{name}") == path
+    assert path.read_bytes() == joined
+    row = next(r for r in models.list_models() if r["name"] == name)
+    assert row["verified"]
+
+
 def test_a_changed_file_is_refused_naming_the_file_and_both_hashes(tmp_path) -> None:
     fake = tmp_path / "tiny.gguf"
     fake.write_bytes(b"GGUF not really a model")

