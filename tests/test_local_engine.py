@@ -278,3 +278,48 @@ def test_each_model_file_gets_its_own_model_string(tmp_path) -> None:
     assert all(name.startswith("local/") for name in names)
     free = build_local_lm(f"local:{one}", constrained=False).model
     assert free not in names  # unconstrained answers never come from the constrained cache
+
+
+@pytest.mark.slow
+def test_a_repeated_prompt_is_served_from_the_prompt_cache_unless_turned_off(small_lm) -> None:
+    def cached_tokens(lm: dspy.LM, rollout: int) -> int:
+        with dspy.context(lm=lm), dspy.track_usage() as usage:
+            dspy.Predict(VerifyRelabel)(
+                trajectory=RUN, hindsight_prompt=GOAL, config={"rollout_id": rollout}
+            )
+        (entry,) = [e for entries in usage.usage_data.values() for e in entries]
+        assert entry["prompt_tokens"] > 100
+        return (entry.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+
+    cached_tokens(small_lm, 1)
+    assert cached_tokens(small_lm, 2) > 100  # the whole shared prompt is reused
+    uncached = build_local_lm(SMALL, cache=False, max_tokens=MAX_TOKENS, prompt_cache=False)
+    assert cached_tokens(uncached, 3) == 0
+
+
+def test_a_repeated_sampled_request_gets_a_fresh_seed(tmp_path) -> None:
+    from dspy.lm15 import Config, Message, Request, TextPart
+
+    fake = tmp_path / "seeds.gguf"
+    fake.write_bytes(b"GGUF")
+    engine = LocalEngine(f"local:{fake}", constrained=False, seed=7)
+
+    def seed(temperature: float, text: str = "hello", explicit: int | None = None) -> int:
+        request = Request(
+            model="m",
+            messages=(Message.user([TextPart(text)]),),
+            config=Config(temperature=temperature, seed=explicit),
+        )
+        return engine.body(request)["seed"]
+
+    # Sampled: the same request drawn again must not give the same text.
+    assert [seed(0.7), seed(0.7), seed(0.7)] == [7, 8, 9]
+    assert seed(0.7, "another prompt") == 7
+    # Greedy answers do not depend on the seed; an explicit seed always wins.
+    assert [seed(0.0), seed(0.0)] == [7, 7]
+    assert seed(0.7, explicit=42) == 42
+    # A fresh engine (a fresh process) draws the same sequence again: runs are reproducible.
+    engine = LocalEngine(f"local:{fake}", constrained=False, seed=7)
+    assert seed(0.7) == 7
+    # The LM must not send a seed of its own with every request, which would pin it again.
+    assert "seed" not in build_local_lm(f"local:{fake}", seed=7).kwargs

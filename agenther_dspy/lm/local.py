@@ -15,6 +15,8 @@ the limit, and slots split the context and the prompt cache), hence `n_parallel=
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -48,6 +50,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_TOKENS = 512
+_MAX_TRACKED_REQUESTS = 10_000
 _PROVIDER = "local"
 
 _servers: dict[tuple[Any, ...], Any] = {}
@@ -167,6 +170,7 @@ class LocalEngine:
         n_parallel: int = 1,
         n_threads: int | None = None,
         constrained: bool = True,
+        prompt_cache: bool = True,
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
         seed: int = 0,
         verbosity: int = 0,
@@ -184,9 +188,13 @@ class LocalEngine:
         self.n_parallel = n_parallel
         self.n_threads = n_threads
         self.constrained = constrained
+        self.prompt_cache = prompt_cache
         self.default_max_tokens = default_max_tokens
         self.seed = seed
         self.verbosity = verbosity
+        # How often each sampled request was seen (see `_seed`); bounded like an LRU.
+        self._repeats: dict[str, int] = {}
+        self._repeats_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -208,12 +216,14 @@ class LocalEngine:
         validate_request(request)
         config = request.config
         max_tokens = config.max_tokens or self.default_max_tokens
+        messages = _chat_messages(request)
+        temperature = 0.0 if config.temperature is None else config.temperature
         body: dict[str, Any] = {
-            "messages": _chat_messages(request),
+            "messages": messages,
             "max_tokens": max_tokens,
-            "temperature": 0.0 if config.temperature is None else config.temperature,
-            "seed": self.seed if config.seed is None else config.seed,
-            "cache_prompt": True,
+            "temperature": temperature,
+            "seed": config.seed if config.seed is not None else self._seed(messages, temperature),
+            "cache_prompt": self.prompt_cache,
         }
         if config.top_p is not None:
             body["top_p"] = config.top_p
@@ -228,6 +238,23 @@ class LocalEngine:
             if grammar is not None:
                 body["grammar"] = grammar
         return body
+
+    def _seed(self, messages: list[dict[str, str]], temperature: float) -> int:
+        """The engine's seed, moved on by one each time the same sampled request comes back.
+
+        A caller sends an identical request again only to draw another sample (DSPy's cache
+        answers true repeats, `rollout_id` tells attempts apart): with one fixed seed llama.cpp
+        would return the very same text. Counting repeats keeps a fresh process reproducible.
+        """
+        if temperature <= 0:
+            return self.seed
+        key = hashlib.sha256(json.dumps([messages, temperature]).encode()).hexdigest()
+        with self._repeats_lock:
+            seen = self._repeats.pop(key, 0)
+            self._repeats[key] = seen + 1
+            if len(self._repeats) > _MAX_TRACKED_REQUESTS:
+                del self._repeats[next(iter(self._repeats))]
+        return self.seed + seen
 
     def complete(self, request: Request) -> Response:
         body = self.body(request)
@@ -264,6 +291,7 @@ class LocalEngine:
             "n_parallel": self.n_parallel,
             "n_threads": self.n_threads,
             "constrained": self.constrained,
+            "prompt_cache": self.prompt_cache,
             "default_max_tokens": self.default_max_tokens,
             "seed": self.seed,
         }
@@ -311,13 +339,15 @@ def build_local_lm(
     seed: int = 0,
     constrained: bool = True,
     n_threads: int | None = None,
+    prompt_cache: bool = True,
 ) -> dspy.LM:
     """A `dspy.LM` answering from a local model (`local`, `local:<name>`, `local:<path>`).
 
     The model file is resolved and verified now; the weights load on the first request.
     `n_ctx` is the context of each request (llama.cpp gets `n_ctx * n_parallel` for its
     slots); `max_tokens` also sizes the grammar's bounds, so answers are never cut short.
-    `constrained=False` turns grammar-constrained decoding off (for benchmarks).
+    `constrained=False` turns grammar-constrained decoding off and `prompt_cache=False`
+    llama.cpp's reuse of a shared prompt prefix (both for benchmarks).
     """
     engine = LocalEngine(
         spec,
@@ -325,6 +355,7 @@ def build_local_lm(
         n_parallel=n_parallel,
         n_threads=n_threads,
         constrained=constrained,
+        prompt_cache=prompt_cache,
         default_max_tokens=max_tokens,
         seed=seed,
     )
@@ -335,6 +366,7 @@ def build_local_lm(
         temperature=temperature,
         max_tokens=max_tokens,
         cache=cache,
-        seed=seed,
+        # The seed stays with the engine: as an LM default it would be sent with every
+        # request and pin every sample of a repeated request to the same text.
         num_retries=0,
     )
