@@ -128,7 +128,7 @@ def gold_demos(example: dspy.Example) -> dict[str, list[dspy.Example]]:
                 trajectory=rendered,
                 achievements=gold["achievements"],
                 key_observations=gold["key_facts"],
-                original_prompt=trajectory.original_prompt,
+                not_achieved=missed,
                 hindsight_prompt=reference or "none: nothing in the run is a usable result",
                 is_valid_replay=gold["recoverable"],
                 rationale=gold["notes"],
@@ -180,8 +180,13 @@ def compile_with_gold_demos(
     bad = [e for e in pool if not e.gold["recoverable"]]
     chosen = [e for pair in zip(good, bad, strict=False) for e in pair] + good[len(bad) :]
     chosen = (chosen or pool)[:k]
+    # The relabeler runs only on runs the gate found recoverable, and a small model copies a
+    # demo's "nothing usable" answer: its demos are recoverable runs only.
+    relabelable = [e for e in chosen if e.gold["recoverable"]]
+    relabelable += [e for e in good if e not in relabelable][: k - len(relabelable)]
     for name, predictor in compiled.named_predictors():
-        predictor.demos = [demo for e in chosen for demo in gold_demos(e).get(name, [])][
+        sources = relabelable if name == "relabeler.relabel" else chosen
+        predictor.demos = [demo for e in sources for demo in gold_demos(e).get(name, [])][
             : max(k, 2)
         ]
     return compiled

@@ -57,16 +57,16 @@ class RelabelTrajectory(dspy.Signature):
     """Write the request a user could have made that this agent run fully and correctly satisfies.
 
     The new request must be satisfied by what the run actually did and found, as shown in
-    its observations: ask only for things the run achieved, never for the parts of the
-    original goal it missed. Write it as a natural request from a user (not a report of what
-    happened), in the style and level of detail of the original prompt, which is a style
-    reference only: do not copy it. If nothing in the run is a useful result, mark it not a
-    valid replay. Confidence is how sure you are that the run fully satisfies the request."""
+    its observations: ask only for things the run achieved, and never for what it did not
+    achieve. Write it as a natural request in the user's voice ("Find…", "Book…", "What
+    is…?"), naming the concrete values the run worked with, not as a report of what happened.
+    If nothing in the run is a useful result, mark it not a valid replay. Confidence is how
+    sure you are that the run fully satisfies the request."""
 
     trajectory: str = dspy.InputField(desc="the agent run: numbered steps and final answer")
     achievements: list[str] = dspy.InputField(desc="what the run accomplished")
     key_observations: list[str] = dspy.InputField(desc="concrete values the run found")
-    original_prompt: str = dspy.InputField(desc="the original request, a style reference only")
+    not_achieved: str = dspy.InputField(desc="what the run did not achieve: never ask for it")
     hindsight_prompt: str = dspy.OutputField(desc="the new user request")
     is_valid_replay: bool = dspy.OutputField(desc="does the run fully satisfy the new request")
     rationale: str = dspy.OutputField(desc="why the run satisfies it, in one or two sentences")
