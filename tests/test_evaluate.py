@@ -10,7 +10,8 @@ from dspy.utils import DummyLM
 from test_cli import SECRET, cli
 
 from agenther_dspy import HindsightRelabeler
-from agenther_dspy.eval import evaluate, load_labeled
+from agenther_dspy.eval import evaluate, load_labeled, paired_difference
+from agenther_dspy.eval.evaluate import EvalRow
 from agenther_dspy.lm.stub_server import StubServer
 
 MINI = Path("tests/data/labeled_mini.jsonl").resolve()
@@ -31,6 +32,26 @@ def test_evaluate_counts_calls_and_measures_acceptance():
     assert summary["failure_type_accuracy"] == round(1 / 3, 4)
     assert 0 < summary["fidelity"] < 1
     assert summary["fidelity_ci95"][0] <= summary["fidelity"] <= summary["fidelity_ci95"][1]
+
+
+def _rows(scores: dict[str, float]) -> list[EvalRow]:
+    fixed = {"gold_recoverable": True, "gold_failure_type": "other", "status": "accepted",
+             "stage": "judge", "reason": "", "failure_type": None, "hindsight_prompt": "",
+             "confidence": 0.0, "components": {}, "feedback": "", "lm_calls": 0,
+             "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}  # fmt: skip
+    return [EvalRow(trajectory_id=name, score=score, **fixed) for name, score in scores.items()]
+
+
+def test_paired_difference_pairs_examples_and_says_when_a_gain_is_beyond_noise():
+    before = _rows({f"t{i}": i / 20 for i in range(20)})  # hard and easy examples
+    lifted = _rows({f"t{i}": i / 20 + 0.1 for i in range(20)})
+    gain = paired_difference(before, lifted)
+    assert gain["gain"] == 0.1 and gain["beyond_noise"] and gain["better"] == 20
+    # The same spread of examples with gains that cancel out is noise, not a change.
+    mixed = _rows({f"t{i}": i / 20 + (0.1 if i % 2 else -0.1) for i in range(20)})
+    assert not paired_difference(before, mixed)["beyond_noise"]
+    # Examples only one side has are left out.
+    assert paired_difference(before, _rows({"t3": 0.5, "other": 1.0}))["examples"] == 1
 
 
 def test_evaluate_command_logs_a_tracked_run_without_secrets(tmp_path):

@@ -109,6 +109,27 @@ def bootstrap_interval(values: list[float], *, samples: int = 2000, seed: int = 
     return [round(means[int(0.025 * samples)], 4), round(means[int(0.975 * samples) - 1], 4)]
 
 
+def paired_difference(
+    before: list[EvalRow], after: list[EvalRow], *, samples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """The mean fidelity gain of `after` over `before` on the same examples, with a 95%
+    paired bootstrap interval: resampling examples (not scores) keeps each example's two
+    scores together, so the interval reflects the change, not how hard the examples are."""
+    scores = {row.trajectory_id: row.score for row in before}
+    gains = [row.score - scores[row.trajectory_id] for row in after if row.trajectory_id in scores]
+    if not gains:
+        raise ValueError("the two evaluations share no example")
+    interval = bootstrap_interval(gains, samples=samples, seed=seed)
+    return {
+        "examples": len(gains),
+        "gain": round(statistics.fmean(gains), 4),
+        "gain_ci95": interval,
+        "beyond_noise": interval[0] > 0 or interval[1] < 0,
+        "better": sum(g > 0 for g in gains),
+        "worse": sum(g < 0 for g in gains),
+    }
+
+
 def summarize(rows: list[EvalRow]) -> dict[str, Any]:
     n = len(rows)
     scores = [row.score for row in rows]
