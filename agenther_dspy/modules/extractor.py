@@ -13,6 +13,7 @@ from agenther_dspy.schema import ReplayOutcome, Trajectory
 from agenther_dspy.signatures import ExtractOutcome
 
 ACHIEVEMENT_CHARS = 200
+MAX_ACHIEVEMENTS = 10  # the latest: a long run's results accumulate towards its end
 VALUES_PER_STEP = 5
 MAX_KEY_OBSERVATIONS = 30
 
@@ -72,7 +73,7 @@ class RuleOutcomeExtractor(dspy.Module):
                 if value not in key_observations:
                     key_observations.append(value)
         outcome = ReplayOutcome(
-            achievements=achievements,
+            achievements=achievements[-MAX_ACHIEVEMENTS:],
             key_observations=key_observations[:MAX_KEY_OBSERVATIONS],
             limitations=trajectory.failure_reason.strip() or "the original goal was not met",
         )
