@@ -15,8 +15,17 @@ from agenther_dspy.eval import load_labeled
 from agenther_dspy.eval.dataset import shipped_dir
 from agenther_dspy.lm import build_lm
 from agenther_dspy.lm.stub_server import StubServer
+from agenther_dspy.modules.render import render_trajectory
 from agenther_dspy.optimizers import load_program, save_program
-from agenther_dspy.optimizers.compile import OPTIMIZERS, compile_program, gold_demos, plan
+from agenther_dspy.optimizers.compile import (
+    OPTIMIZERS,
+    compile_program,
+    gold_demos,
+    keep_valid_relabel_demos,
+    plan,
+    shorter_half,
+)
+from agenther_dspy.schema import Trajectory
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +132,19 @@ def test_pyfunc_model_loads_and_predicts_a_dataframe(tmp_path, tiny, monkeypatch
     for file in tmp_path.rglob("*"):
         if file.is_file():
             assert b"sk-never-in-the-model" not in file.read_bytes(), file
+
+
+def test_bootstrap_learns_from_the_shorter_runs_and_keeps_only_valid_relabels(tiny):
+    train, _ = tiny
+    short = shorter_half(train, seed=0)
+    assert len(short) == (len(train) + 1) // 2
+
+    def length(e):
+        return len(render_trajectory(Trajectory.model_validate(e.trajectory)))
+
+    assert sorted(map(length, short)) == sorted(map(length, train))[: len(short)]
+    program = HindsightRelabeler()
+    valid = dspy.Example(hindsight_prompt="Find X", is_valid_replay=True)
+    given_up = dspy.Example(hindsight_prompt="none", is_valid_replay=False)
+    program.relabeler.relabel.demos = [given_up, valid]
+    assert keep_valid_relabel_demos(program).relabeler.relabel.demos == [valid]
