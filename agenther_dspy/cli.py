@@ -145,6 +145,12 @@ def run(
         str | None,
         typer.Option("--program", help="compiled program: a file, models:/NAME/V or runs:/ID/P"),
     ] = None,
+    uncompiled: Annotated[
+        bool,
+        typer.Option(
+            "--uncompiled", help="do not use the compiled program shipped for the local model"
+        ),
+    ] = False,
 ) -> None:
     """Relabel the failed runs in INPUT_FILE and write the accepted ones as training rows.
 
@@ -200,8 +206,10 @@ def run(
                 num_retries=retries,
                 timeout=timeout_for(judge_model),
             )
-        program = _make_program(
+        program, program_file = _make_program(
             program_file,
+            model=model,
+            uncompiled=uncompiled,
             tracking_uri=None,
             llm_detector=llm_detector,
             llm_extractor=llm_extractor,
@@ -417,6 +425,12 @@ def evaluate(
     program_file: Annotated[
         str | None, typer.Option("--program", help="a compiled program saved by compile")
     ] = None,
+    uncompiled: Annotated[
+        bool,
+        typer.Option(
+            "--uncompiled", help="do not use the compiled program shipped for the local model"
+        ),
+    ] = False,
     model: ModelOpt = "local",
     base_url: BaseUrlOpt = None,
     api_key_env: KeyEnvOpt = None,
@@ -461,8 +475,10 @@ def evaluate(
         lm = build_lm(model, base_url=base_url, api_key_env=api_key_env)
         judge_lm = _judge_lm(judge_model, base_url, api_key_env)
         metric_lm = _judge_lm(metric_judge, base_url, api_key_env)
-        program = _make_program(
+        program, program_file = _make_program(
             program_file,
+            model=model,
+            uncompiled=uncompiled,
             tracking_uri=tracking_uri,
             llm_detector=llm_detector,
             llm_extractor=llm_extractor,
@@ -566,7 +582,7 @@ def compile_command(
     import dspy
 
     from agenther_dspy.eval import evaluate as run_evaluation
-    from agenther_dspy.eval import load_labeled
+    from agenther_dspy.eval import load_labeled, paired_difference
     from agenther_dspy.lm import LMConfigError, build_lm
     from agenther_dspy.lm.factory import configure_cache
     from agenther_dspy.optimizers import save_program
@@ -646,6 +662,7 @@ def compile_command(
             "dev_fidelity_after": after.summary["fidelity"],
             "dev_fidelity_ci95_before": before.summary["fidelity_ci95"],
             "dev_fidelity_ci95_after": after.summary["fidelity_ci95"],
+            "dev_gain": paired_difference(before.rows, after.rows),
             "compile_lm_calls": compile_calls,
             "compile_seconds": round(compile_seconds, 1),
         }
@@ -654,6 +671,7 @@ def compile_command(
             {
                 **{f"dev_{k}_before": v for k, v in _numeric(before.summary).items()},
                 **{f"dev_{k}_after": v for k, v in _numeric(after.summary).items()},
+                "dev_fidelity_gain": scores["dev_gain"]["gain"],
                 "compile_lm_calls": compile_calls,
                 "compile_seconds": compile_seconds,
             }
@@ -667,9 +685,12 @@ def compile_command(
                 model_config={"model": model, "base_url": base_url, "api_key_env": api_key_env},
                 registered_model_name=register or None,
             )
+    gain = scores["dev_gain"]
     console.print(
         f"dev fidelity {before.summary['fidelity']:.3f} {before.summary['fidelity_ci95']} → "
-        f"{after.summary['fidelity']:.3f} {after.summary['fidelity_ci95']}; "
+        f"{after.summary['fidelity']:.3f} {after.summary['fidelity_ci95']}; paired gain "
+        f"{gain['gain']:+.3f} {gain['gain_ci95']}"
+        f" ({'beyond' if gain['beyond_noise'] else 'within'} noise); "
         f"{compile_calls} LM calls, {compile_seconds:.0f} s to compile",
         highlight=False,
     )
@@ -684,18 +705,37 @@ def _numeric(summary: dict) -> dict[str, float]:
 def _make_program(
     program_file: str | None,
     *,
+    model: str,
+    uncompiled: bool,
     tracking_uri: str | None,
     llm_detector: bool,
     llm_extractor: bool,
     **settings,
-) -> HindsightRelabeler:
-    """The compiled program named by --program (its stages come from its sidecar), or a
-    fresh one with the stages the flags ask for; `settings` are θ, δ, K and the judge LM."""
-    from agenther_dspy.optimizers import load_program
+) -> tuple[HindsightRelabeler, str | None]:
+    """The program to run and where it came from.
 
+    --program names a compiled program (its stages come from its sidecar); without it, the
+    program compiled for the local model is used when one is shipped (unless --uncompiled);
+    otherwise a fresh program with the stages the flags ask for. `settings` are θ, δ, K and
+    the judge LM.
+    """
+    from agenther_dspy.optimizers import load_program, shipped_program
+
+    if program_file and uncompiled:
+        raise ValueError("--program and --uncompiled contradict each other; give one")
+    if not program_file and not uncompiled:
+        shipped = shipped_program(model)
+        if shipped is not None:
+            err_console.print(
+                f"Using the compiled program shipped for {model}: {shipped.name} "
+                "(--uncompiled to run without it)",
+                highlight=False,
+            )
+            program_file = str(shipped)
     if program_file:
-        return load_program(program_file, tracking_uri=tracking_uri, **settings)
-    return HindsightRelabeler(llm_detector=llm_detector, llm_extractor=llm_extractor, **settings)
+        return load_program(program_file, tracking_uri=tracking_uri, **settings), program_file
+    fresh = HindsightRelabeler(llm_detector=llm_detector, llm_extractor=llm_extractor, **settings)
+    return fresh, None
 
 
 def _judge_lm(spec: str | None, base_url: str | None, api_key_env: str | None):

@@ -8,7 +8,8 @@ import dspy
 import pytest
 
 from agenther_dspy import HindsightRelabeler
-from agenther_dspy.optimizers import ProgramError, load_program, save_program
+from agenther_dspy.lm.models import DEFAULT_MODEL
+from agenther_dspy.optimizers import ProgramError, load_program, save_program, shipped_program
 from agenther_dspy.optimizers.saving import sidecar_path
 
 
@@ -61,3 +62,39 @@ def test_no_secret_reaches_the_sidecar(tmp_path, monkeypatch):
         note="sk-sidecar-secret-000000000000",
     )
     assert "sk-sidecar-secret" not in sidecar_path(tmp_path / "p.json").read_text()
+
+
+def test_only_local_specs_with_a_shipped_program_get_one():
+    assert shipped_program("openai/gpt-4o-mini") is None
+    assert shipped_program("local:smollm2-135m") is None  # nothing compiled for it
+    assert shipped_program("local:/some/where/model.gguf") is None
+
+
+def test_run_and_evaluate_pick_up_a_program_shipped_for_the_default_model(tmp_path, monkeypatch):
+    from agenther_dspy import cli
+    from agenther_dspy.optimizers import saving
+
+    monkeypatch.setattr(saving, "programs_dir", lambda: tmp_path)
+    flags = {"tracking_uri": None, "llm_detector": False, "llm_extractor": True}
+    fresh, source = cli._make_program(None, model="local", uncompiled=False, **flags)
+    assert source is None and not any(p.demos for p in fresh.predictors())
+
+    save_program(compiled_like(), tmp_path / f"{DEFAULT_MODEL}.json", optimizer="labeled")
+    assert shipped_program("local") == shipped_program(f"local:{DEFAULT_MODEL}")
+    program, source = cli._make_program(None, model="local", uncompiled=False, **flags)
+    assert source == str(tmp_path / f"{DEFAULT_MODEL}.json")
+    assert program.uses_llm_detector  # the stages come from the program, not the flags
+    assert program.relabeler.judge.demos
+    # --uncompiled and other models start from the uncompiled program.
+    for model, uncompiled in (("local", True), ("local:smollm2-135m", False)):
+        _, source = cli._make_program(None, model=model, uncompiled=uncompiled, **flags)
+        assert source is None
+
+
+def test_program_and_uncompiled_together_are_refused(tmp_path):
+    from conftest import EXAMPLES
+    from test_cli import cli
+
+    out = str(tmp_path / "o.jsonl")
+    result = cli("run", str(EXAMPLES), "--program", "p.json", "--uncompiled", "-o", out)
+    assert result.returncode == 2 and "contradict" in result.stderr

@@ -1,5 +1,10 @@
 """Compiling the program with DSPy optimizers, and saving and loading compiled programs."""
 
-from agenther_dspy.optimizers.saving import ProgramError, load_program, save_program
+from agenther_dspy.optimizers.saving import (
+    ProgramError,
+    load_program,
+    save_program,
+    shipped_program,
+)
 
-__all__ = ["ProgramError", "load_program", "save_program"]
+__all__ = ["ProgramError", "load_program", "save_program", "shipped_program"]

@@ -10,6 +10,7 @@ instructions and demos were learned for other fields, and DSPy would load them s
 from __future__ import annotations
 
 import json
+from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,26 @@ from agenther_dspy.tracking import program_hash, scrub
 
 class ProgramError(ValueError):
     """A saved program that cannot be used, with the reason."""
+
+
+def shipped_program(model: str) -> Path | None:
+    """The compiled program shipped for a local model spec (`local`, `local:<name>`), if any.
+
+    Compiled demos and instructions are tuned to one model, so they are only used for the
+    model they were compiled with; other models start from the uncompiled program.
+    """
+    from agenther_dspy.lm.models import DEFAULT_MODEL
+
+    if model != "local" and not model.startswith("local:"):
+        return None
+    name = model.partition(":")[2].strip() or DEFAULT_MODEL
+    path = programs_dir() / f"{name}.json"
+    return path if path.is_file() else None
+
+
+def programs_dir() -> Path:
+    """Where compiled programs ship with the package, one `<model name>.json` per model."""
+    return Path(str(resources.files("agenther_dspy") / "data" / "programs"))
 
 
 def sidecar_path(path: str | Path) -> Path:
