@@ -62,7 +62,7 @@ def _stage_inputs(trajectory: Any, rendered: str) -> list[tuple[str, dict[str, A
                 "trajectory": rendered,
                 "achievements": outcome.achievements,
                 "key_observations": outcome.key_observations,
-                "original_prompt": trajectory.original_prompt,
+                "not_achieved": outcome.limitations,
             },
         ),
         ("verify", {"trajectory": rendered, "hindsight_prompt": trajectory.original_prompt}),
