@@ -107,17 +107,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="real failed tau2 runs to use")
     parser.add_argument("--model", default="local")
     parser.add_argument("--data", type=Path, default=REAL_FAILED)
+    parser.add_argument("--only", default="after,before,compact", help="settings to measure")
     args = parser.parse_args()
 
     configure_cache(None, enabled=False)
     records = read_trajectories(args.data)
     trajectories = [r.trajectory for r in records if hasattr(r, "trajectory")][: args.runs]
     print(f"{len(trajectories)} real runs of {args.data.name}, {args.model}")
+    # "after" goes first: llama.cpp keeps earlier prompts in host memory, so run after the
+    # others it would find every prompt already evaluated.
     settings = [
+        ("after", render_trajectory, True),
         ("before", render_in_full, False),
         ("compact", render_trajectory, False),
-        ("after", render_trajectory, True),
     ]
+    settings = [s for s in settings if s[0] in args.only.split(",")]
     results: dict[str, dict[str, float]] = {}
     for name, render, cache in settings:
         lm = build_local_lm(args.model, cache=False, prompt_cache=cache)
@@ -128,8 +132,10 @@ def main() -> None:
             f"{r['prompt_tokens_evaluated']:7.0f}  seconds {r['seconds']:6.1f}  per trajectory",
             flush=True,
         )
+    if "before" not in results:
+        return
     base = results["before"]
-    for name in ("compact", "after"):
+    for name in [n for n in ("compact", "after") if n in results]:
         ratios = {key: results[name][key] / base[key] for key in base}
         print(
             f"{name} / before: tokens sent ×{ratios['prompt_tokens_sent']:.2f}, evaluated "
