@@ -157,6 +157,7 @@ def run(
     Re-running the same command resumes: records already in the results file are skipped
     and nothing is written twice, after Ctrl-C or a killed process alike.
     """
+    _check_program_flags(program_file, uncompiled)
     from agenther_dspy.lm import LMConfigError, build_lm, is_local
     from agenther_dspy.lm.factory import DEFAULT_TIMEOUT_S, configure_cache
     from agenther_dspy.runner import (
@@ -460,6 +461,7 @@ def evaluate(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not cache LM calls")] = False,
 ) -> None:
     """Run the program over a labeled set and report relabel fidelity and prompt quality."""
+    _check_program_flags(program_file, uncompiled)
     from agenther_dspy.eval import evaluate as run_evaluation
     from agenther_dspy.eval import load_labeled, make_fidelity_metric, resolve_dataset
     from agenther_dspy.lm import LMConfigError, build_lm
@@ -702,6 +704,11 @@ def _numeric(summary: dict) -> dict[str, float]:
     return {k: v for k, v in summary.items() if isinstance(v, int | float)}
 
 
+def _check_program_flags(program_file: str | None, uncompiled: bool) -> None:
+    if program_file and uncompiled:
+        raise fail("--program and --uncompiled contradict each other; give one")
+
+
 def _make_program(
     program_file: str | None,
     *,
@@ -721,8 +728,6 @@ def _make_program(
     """
     from agenther_dspy.optimizers import load_program, shipped_program
 
-    if program_file and uncompiled:
-        raise ValueError("--program and --uncompiled contradict each other; give one")
     if not program_file and not uncompiled:
         shipped = shipped_program(model)
         if shipped is not None:
