@@ -728,7 +728,9 @@ def _make_program(
     """
     from agenther_dspy.optimizers import load_program, shipped_program
 
-    if not program_file and not uncompiled:
+    if program_file:
+        err_console.print(f"Using the compiled program {program_file}", highlight=False)
+    elif not uncompiled:
         shipped = shipped_program(model)
         if shipped is not None:
             err_console.print(
