@@ -296,6 +296,9 @@ def compile_program(
             metric=metric,
             reflection_lm=reflection_lm,
             max_metric_calls=budget,
+            # Two runs per reflection, not three: a rendered run is up to ~6,000 characters, and
+            # three of them with their outputs and feedback near a local model's 8,192 tokens.
+            reflection_minibatch_size=2,
             num_threads=threads,
             seed=seed,
             track_stats=False,
