@@ -577,6 +577,9 @@ def compile_command(
     ] = "agenther-dspy-relabeler",
     cache_dir: Annotated[Path | None, typer.Option(help="LM response cache folder")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not cache LM calls")] = False,
+    traces: Annotated[
+        bool, typer.Option("--traces", help="record every DSPy call as an MLflow trace")
+    ] = False,
 ) -> None:
     """Optimize the program's prompts against the labeled set and save the compiled program."""
     import time
@@ -590,7 +593,7 @@ def compile_command(
     from agenther_dspy.optimizers import save_program
     from agenther_dspy.optimizers.compile import OPTIMIZERS, compile_program, plan
     from agenther_dspy.signatures import signature_hash
-    from agenther_dspy.tracking import log_program_model, scrub, tracked_run
+    from agenther_dspy.tracking import dspy_traces, log_program_model, scrub, tracked_run
 
     try:
         train, dev = load_labeled(trainset), load_labeled(devset)
@@ -632,6 +635,7 @@ def compile_command(
             "signature_hash": signature_hash(),
             "llm_detector": llm_detector,
             "llm_extractor": llm_extractor,
+            "traces": traces,
         }
     )
     with tracked_run("compile", enabled=not no_mlflow, tracking_uri=tracking_uri) as tracking:
@@ -641,7 +645,8 @@ def compile_command(
                 program, dev, lm=lm, threads=threads, on_row=lambda r: advance()
             )
         started = time.perf_counter()
-        with dspy.context(lm=lm), dspy.track_usage() as usage:
+        traced = dspy_traces(traces and not no_mlflow)
+        with traced, dspy.context(lm=lm), dspy.track_usage() as usage:
             compiled = compile_program(
                 program,
                 train.examples,

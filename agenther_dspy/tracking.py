@@ -133,6 +133,23 @@ def tracked_run(
         yield TrackedRun(mlflow, run)
 
 
+@contextmanager
+def dspy_traces(enabled: bool) -> Iterator[None]:
+    """Inside, every DSPy module and LM call (the optimizer's too) is an MLflow trace linked
+    to the active run. MLflow drops the LM's API key and other credentials from the traced
+    LM parameters; what remains are prompts, answers and settings."""
+    if not enabled:
+        yield
+        return
+    import mlflow
+
+    mlflow.dspy.autolog(log_traces=True, log_traces_from_compile=True, silent=True)
+    try:
+        yield
+    finally:
+        mlflow.dspy.autolog(disable=True, silent=True)
+
+
 REGISTERED_MODEL = "agenther-dspy-relabeler"
 
 

@@ -4,6 +4,7 @@ compiled program as an MLflow pyfunc model."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dspy
 import pandas as pd
@@ -148,3 +149,32 @@ def test_bootstrap_learns_from_the_shorter_runs_and_keeps_only_valid_relabels(ti
     given_up = dspy.Example(hindsight_prompt="none", is_valid_replay=False)
     program.relabeler.relabel.demos = [given_up, valid]
     assert keep_valid_relabel_demos(program).relabeler.relabel.demos == [valid]
+
+
+def test_compile_command_tracks_the_run_traces_and_model_without_secrets(tmp_path):
+    import mlflow
+    from test_cli import SECRET, cli
+
+    mini = str(Path(__file__).parent / "data" / "labeled_mini.jsonl")
+    store = tmp_path / "mlflow.db"
+    with StubServer() as server:
+        result = cli(
+            "compile", "--trainset", mini, "--devset", mini, "--optimizer", "bootstrap",
+            "--budget", "1", "-m", "openai/stub", "--base-url", server.base_url,
+            "-o", str(tmp_path / "relabeler.json"), "--tracking-uri", f"sqlite:///{store}",
+            "--traces", env={"OPENAI_API_KEY": SECRET}, cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    mlflow.set_tracking_uri(f"sqlite:///{store}")
+    (run,) = mlflow.search_runs(experiment_names=["agenther-dspy"], output_format="list")
+    assert run.data.params["traces"] == "True" and "dev_fidelity_after" in run.data.metrics
+    traces = mlflow.search_traces(
+        locations=[run.info.experiment_id], run_id=run.info.run_id, return_type="list"
+    )
+    assert traces, "the compile's DSPy calls were not traced"
+    (version,) = mlflow.MlflowClient().search_model_versions("name='agenther-dspy-relabeler'")
+    assert version.run_id == run.info.run_id
+    assert SECRET not in result.stdout + result.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
