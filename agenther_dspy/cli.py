@@ -151,6 +151,10 @@ def run(
             "--uncompiled", help="do not use the compiled program shipped for the local model"
         ),
     ] = False,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    ] = None,
+    no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="do not log to MLflow")] = False,
 ) -> None:
     """Relabel the failed runs in INPUT_FILE and write the accepted ones as training rows.
 
@@ -211,7 +215,7 @@ def run(
             program_file,
             model=model,
             uncompiled=uncompiled,
-            tracking_uri=None,
+            tracking_uri=tracking_uri,
             llm_detector=llm_detector,
             llm_extractor=llm_extractor,
             min_confidence=min_confidence,
@@ -223,8 +227,35 @@ def run(
         raise fail(str(error)) from None
 
     shown = []  # the first results, for the table; the rest are in the results file
+    from agenther_dspy.signatures import signature_hash
+    from agenther_dspy.tracking import program_hash, scrub, tracked_run
 
-    with BatchProgress(err_console, total=count_input_records(input_file)) as progress:
+    params = scrub(
+        {
+            "model": model,
+            "base_url": base_url,
+            "judge_model": judge_model,
+            "program_file": program_file,
+            "program_hash": program_hash(program),
+            "signature_hash": signature_hash(),
+            "input_file": str(input_file),
+            "output": str(output),
+            "output_format": output_format.value,
+            "min_confidence": min_confidence,
+            "severity_threshold": severity_threshold,
+            "max_attempts": max_attempts,
+            "temperature": temperature,
+            "llm_detector": program.uses_llm_detector,
+            "llm_extractor": program.uses_llm_extractor,
+            "concurrency": concurrency,
+        }
+    )
+    tracking_context = tracked_run("run", enabled=not no_mlflow, tracking_uri=tracking_uri)
+    with (
+        tracking_context as tracking,
+        BatchProgress(err_console, total=count_input_records(input_file)) as progress,
+    ):
+        tracking.log_params(params)
 
         def on_start(state) -> None:
             for note in state.repairs:
@@ -267,6 +298,11 @@ def run(
             )
         except (InputError, ResumeError) as error:
             raise fail(str(error)) from None
+        tracking.log_metrics(_batch_metrics(summary))
+        tracking.log_json(
+            {"counts_this_run": dict(summary.counts), "counts_all": dict(summary.all_counts)},
+            "run_summary.json",
+        )
 
     if shown:
         _print_results(shown)
@@ -703,6 +739,26 @@ def compile_command(
     )
     where = f"; MLflow run {tracking.run_id}" if tracking.run_id else ""
     console.print(f"Saved {output} and {sidecar.name}{where}")
+
+
+def _batch_metrics(summary) -> dict[str, float]:
+    """One `run` invocation's figures; a resumed batch also reports what was done earlier."""
+    metrics: dict[str, float] = {
+        status: float(summary.all_counts.get(status, 0))
+        for status in ("accepted", "rejected", "skipped", "error", "invalid")
+    }
+    metrics.update(
+        records=summary.total,
+        processed_this_run=summary.processed,
+        rows_written=summary.rows_written,
+        rows_total=summary.rows_total,
+        lm_calls=summary.lm_calls,
+        prompt_tokens=summary.prompt_tokens,
+        completion_tokens=summary.completion_tokens,
+        seconds=summary.seconds,
+        interrupted=float(summary.interrupted),
+    )
+    return metrics
 
 
 def _numeric(summary: dict) -> dict[str, float]:

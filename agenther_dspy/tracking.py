@@ -126,11 +126,23 @@ def tracked_run(
         return
     import mlflow
 
-    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    uri = resolve_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        mlflow.create_experiment(EXPERIMENT, artifact_location=_artifact_location(uri))
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=run_name or command) as run:
         mlflow.set_tags({"agenther.command": command, **scrub(tags or {})})
         yield TrackedRun(mlflow, run)
+
+
+def _artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts beside a sqlite store (its folder's `mlruns/`), not wherever a command runs;
+    MLflow's own default for other stores."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
+    return (database.parent / "mlruns").as_uri()
 
 
 @contextmanager

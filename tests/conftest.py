@@ -22,6 +22,8 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("AGENTHER_DSPY_HOME", str(home))
     monkeypatch.setenv("DSPY_CACHEDIR", str(home / "dspy-cache"))
+    # Commands track to MLflow by default: never into the working directory of the tests.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
     with dspy.context(lm=None, adapter=None):
         yield
 

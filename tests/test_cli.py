@@ -63,6 +63,41 @@ def test_run_writes_dpo_rows_against_an_openai_compatible_server(tmp_path, serve
             assert SECRET.encode() not in path.read_bytes(), path
 
 
+def test_run_is_an_mlflow_run_with_its_settings_and_counts(tmp_path, server):
+    import mlflow
+
+    (tmp_path / "store").mkdir()
+    (work := tmp_path / "work").mkdir()
+    store = tmp_path / "store" / "mlflow.db"
+    out = tmp_path / "dpo.jsonl"
+    args = ["run", str(EXAMPLES), "-o", str(out), "-f", "dpo", "-m", "openai/stub-model",
+            "--base-url", server.base_url, "--tracking-uri", f"sqlite:///{store}"]  # fmt: skip
+    result = cli(*args, env={"OPENAI_API_KEY": SECRET}, cwd=work)
+    assert result.returncode == 0, result.stderr
+    resumed = cli(*args, env={"OPENAI_API_KEY": SECRET}, cwd=work)  # nothing left to do
+    assert resumed.returncode == 0, resumed.stderr
+
+    mlflow.set_tracking_uri(f"sqlite:///{store}")
+    runs = mlflow.search_runs(
+        experiment_names=["agenther-dspy"], output_format="list", order_by=["start_time ASC"]
+    )
+    assert [r.data.tags["agenther.command"] for r in runs] == ["run", "run"]
+    first, second = runs
+    assert first.data.params["model"] == "openai/stub-model"
+    assert first.data.params["output_format"] == "dpo"
+    assert first.data.params["min_confidence"] == "0.5"
+    assert first.data.metrics["accepted"] == 2 and first.data.metrics["skipped"] == 1
+    assert first.data.metrics["rows_written"] == 2
+    # The resumed invocation processed nothing new but reports the whole batch.
+    assert second.data.metrics["processed_this_run"] == 0
+    assert second.data.metrics["rows_written"] == 0 and second.data.metrics["rows_total"] == 2
+    # Artifacts sit beside the store, not in the working directory; no file holds the key.
+    assert (tmp_path / "store" / "mlruns").is_dir() and not (work / "mlruns").exists()
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
 @pytest.mark.parametrize("fmt", ["sft", "sharegpt"])
 def test_run_other_formats(tmp_path, server, fmt):
     out = tmp_path / f"{fmt}.jsonl"
