@@ -581,7 +581,10 @@ def compile_command(
     trainset: Annotated[Path, typer.Option(help="labeled JSONL to learn from")],
     devset: Annotated[Path, typer.Option(help="labeled JSONL to score before and after")],
     optimizer: Annotated[
-        str, typer.Option(help="labeled, bootstrap, random-search, mipro, simba or gepa")
+        str,
+        typer.Option(
+            help="labeled, labeled-search, bootstrap, random-search, mipro, simba or gepa"
+        ),
     ] = "labeled",
     output: Annotated[Path, typer.Option("-o", "--output", help="compiled program JSON")] = Path(
         "relabeler.json"

@@ -83,7 +83,35 @@ def test_labeled_optimizer_writes_demos_without_lm_calls(tiny):
     assert {d.is_valid for d in compiled.relabeler.judge.demos} == {True, False}
 
 
-@pytest.mark.parametrize("optimizer", ["bootstrap", "random-search", "mipro", "simba", "gepa"])
+def test_labeled_search_keeps_demos_only_when_dev_says_they_help(tiny, stub_lm):
+    train, dev = tiny
+    program = HindsightRelabeler()
+    scored = []
+
+    def demos_help(example, pred, trace=None, pred_name=None, pred_trace=None):
+        # The uncompiled program is scored first (one call per dev example), then candidates.
+        scored.append(example)
+        return dspy.Prediction(score=0.0 if len(scored) <= len(dev) else 1.0, feedback="")
+
+    def indifferent(example, pred, trace=None, pred_name=None, pred_trace=None):
+        return dspy.Prediction(score=0.5, feedback="")
+
+    with dspy.context(lm=stub_lm):
+        helped = compile_program(
+            program, train, dev, optimizer="labeled-search", budget=2, metric=demos_help
+        )
+        tied = compile_program(
+            program, train, dev, optimizer="labeled-search", budget=2, metric=indifferent
+        )
+    assert len(scored) == 3 * len(dev)  # the uncompiled program and two candidates
+    assert all(predictor.demos for _, predictor in helped.named_predictors())
+    assert not any(predictor.demos for _, predictor in tied.named_predictors())
+    assert tied is not program  # a copy: compiling never changes the caller's program
+
+
+@pytest.mark.parametrize(
+    "optimizer", ["labeled-search", "bootstrap", "random-search", "mipro", "simba", "gepa"]
+)
 def test_each_optimizer_runs_within_its_budget(tiny, stub_lm, optimizer):
     train, dev = tiny
     program = HindsightRelabeler()

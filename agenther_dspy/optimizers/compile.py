@@ -36,6 +36,11 @@ OPTIMIZERS: dict[str, Optimizer] = {
     o.name: o
     for o in (
         Optimizer("labeled", "demos per stage, built from the gold labels (no LM calls)", 2),
+        Optimizer(
+            "labeled-search",
+            "candidate gold-demo sets, each scored on dev; the best, uncompiled included, wins",
+            3,
+        ),
         Optimizer("bootstrap", "bootstrapped demos per stage (BootstrapFewShot)", 2),
         Optimizer("random-search", "candidate programs (BootstrapFewShotWithRandomSearch)", 3),
         Optimizer("mipro", "search trials (MIPROv2, light-sized: 3 instruction candidates)", 6),
@@ -71,6 +76,9 @@ def plan(
     evals = 2 * n_dev * c  # the dev evaluations before and after
     if name == "labeled":
         calls, how = 0, "demos are copied from gold labels"
+    elif name == "labeled-search":
+        calls = (budget + 1) * n_dev * c
+        how = f"({budget} candidates + the uncompiled program) × {n_dev} dev × {c}"
     elif name == "bootstrap":
         calls, how = n_train * c, f"at most {n_train} train runs × {c} calls"
     elif name == "random-search":
@@ -193,6 +201,42 @@ def compile_with_gold_demos(
     return compiled
 
 
+def search_gold_demos(
+    program: HindsightRelabeler,
+    trainset: list[dspy.Example],
+    devset: list[dspy.Example],
+    *,
+    candidates: int,
+    seed: int,
+    metric: Callable,
+    threads: int = 1,
+    demos_per_stage: int = 2,
+) -> HindsightRelabeler:
+    """Random search over gold-demo sets: the candidate with the best mean dev fidelity.
+
+    Each candidate is `compile_with_gold_demos` with another seed, so other train runs
+    become the demos. The uncompiled program is a candidate too and wins ties: demos are
+    paid for in every prompt, and on small models they can do harm (the model copies a
+    demo's answer into an unrelated run), so they are kept only when dev says they help.
+    """
+    evaluate = dspy.Evaluate(
+        devset=devset,
+        metric=lambda example, pred, trace=None: float(metric(example, pred).score),
+        num_threads=threads,
+        display_progress=False,
+        display_table=False,
+        failure_score=0.0,
+        provide_traceback=False,
+    )
+    best, best_score = program, float(evaluate(program).score)
+    for offset in range(1, candidates + 1):
+        candidate = compile_with_gold_demos(program, trainset, demos_per_stage, seed + offset)
+        score = float(evaluate(candidate).score)
+        if score > best_score:
+            best, best_score = candidate, score
+    return best if best is not program else program.deepcopy()
+
+
 def shorter_half(trainset: list[dspy.Example], seed: int) -> list[dspy.Example]:
     """The shorter half of the train set, shuffled: bootstrapped demos come from these.
 
@@ -236,6 +280,10 @@ def compile_program(
     """The compiled copy of `program`; the LM is whatever `dspy.context` holds."""
     if optimizer == "labeled":
         return compile_with_gold_demos(program, trainset, budget, seed)
+    if optimizer == "labeled-search":
+        return search_gold_demos(
+            program, trainset, devset, candidates=budget, seed=seed, metric=metric, threads=threads
+        )
     if optimizer == "bootstrap":
         teleprompter = dspy.BootstrapFewShot(
             metric=metric,
