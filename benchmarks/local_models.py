@@ -30,7 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-EXAMPLES = Path("/work/shared/data/peer/agenther_example_trajectories.json")
+EXAMPLES = (
+    Path(__file__).resolve().parents[2] / "shared/data/peer/agenther_example_trajectories.json"
+)
 
 
 def _load_examples(path: Path) -> list[Any]:
