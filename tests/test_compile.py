@@ -142,6 +142,7 @@ def test_pyfunc_model_loads_and_predicts_a_dataframe(tmp_path, tiny, monkeypatch
     path = tmp_path / "relabeler.json"
     save_program(compiled, path)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-never-in-the-model-000000000")
+    monkeypatch.chdir(tmp_path)  # the default experiment keeps artifacts in ./mlruns
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     with StubServer() as server, mlflow.start_run():
         info = log_program_model(
