@@ -226,29 +226,18 @@ def run(
     except (InputError, LMConfigError, ValueError) as error:
         raise fail(str(error)) from None
 
-    shown = []  # the first results, for the table; the rest are in the results file
-    from agenther_dspy.signatures import signature_hash
-    from agenther_dspy.tracking import program_hash, scrub, tracked_run
+    from agenther_dspy.tracking import tracked_run
 
-    params = scrub(
-        {
-            "model": model,
-            "base_url": base_url,
-            "judge_model": judge_model,
-            "program_file": program_file,
-            "program_hash": program_hash(program),
-            "signature_hash": signature_hash(),
-            "input_file": str(input_file),
-            "output": str(output),
-            "output_format": output_format.value,
-            "min_confidence": min_confidence,
-            "severity_threshold": severity_threshold,
-            "max_attempts": max_attempts,
-            "temperature": temperature,
-            "llm_detector": program.uses_llm_detector,
-            "llm_extractor": program.uses_llm_extractor,
-            "concurrency": concurrency,
-        }
+    shown = []  # the first results, for the table; the rest are in the results file
+    params = _program_params(
+        program, program_file, model=model, base_url=base_url, judge_model=judge_model
+    )
+    params.update(
+        input_file=str(input_file),
+        output=str(output),
+        output_format=output_format.value,
+        temperature=temperature,
+        concurrency=concurrency,
     )
     tracking_context = tracked_run("run", enabled=not no_mlflow, tracking_uri=tracking_uri)
     with (
@@ -503,8 +492,7 @@ def evaluate(
     from agenther_dspy.lm import LMConfigError, build_lm
     from agenther_dspy.lm.factory import configure_cache
     from agenther_dspy.optimizers import ProgramError
-    from agenther_dspy.signatures import signature_hash
-    from agenther_dspy.tracking import program_hash, scrub, tracked_run
+    from agenther_dspy.tracking import scrub, tracked_run
 
     try:
         path = resolve_dataset(dataset, split)
@@ -532,24 +520,14 @@ def evaluate(
     if not labeled.examples:
         raise fail(f"{path}: no valid labeled examples")
 
-    params = scrub(
-        {
-            "model": model,
-            "base_url": base_url,
-            "judge_model": judge_model,
-            "metric_judge": metric_judge,
-            "program_file": program_file,
-            "program_hash": program_hash(program),
-            "signature_hash": signature_hash(),
-            "dataset": str(path),
-            "dataset_sha256": labeled.sha256,
-            "examples": len(labeled.examples),
-            "min_confidence": min_confidence,
-            "severity_threshold": severity_threshold,
-            "max_attempts": max_attempts,
-            "llm_detector": program.uses_llm_detector,
-            "llm_extractor": program.uses_llm_extractor,
-        }
+    params = _program_params(
+        program, program_file, model=model, base_url=base_url, judge_model=judge_model
+    )
+    params.update(
+        metric_judge=metric_judge,
+        dataset=str(path),
+        dataset_sha256=labeled.sha256,
+        examples=len(labeled.examples),
     )
     report = report or Path("outputs") / f"evaluation-{path.stem}.json"
     with tracked_run("evaluate", enabled=not no_mlflow, tracking_uri=tracking_uri) as tracking:
@@ -742,6 +720,35 @@ def compile_command(
     )
     where = f"; MLflow run {tracking.run_id}" if tracking.run_id else ""
     console.print(f"Saved {output} and {sidecar.name}{where}")
+
+
+def _program_params(
+    program: HindsightRelabeler,
+    program_file: str | None,
+    *,
+    model: str,
+    base_url: str | None,
+    judge_model: str | None,
+) -> dict:
+    """What `run` and `evaluate` log about the program they ran, scrubbed of secrets."""
+    from agenther_dspy.signatures import signature_hash
+    from agenther_dspy.tracking import program_hash, scrub
+
+    return scrub(
+        {
+            "model": model,
+            "base_url": base_url,
+            "judge_model": judge_model,
+            "program_file": program_file,
+            "program_hash": program_hash(program),
+            "signature_hash": signature_hash(),
+            "min_confidence": program.relabeler.min_confidence,
+            "severity_threshold": program.severity_threshold,
+            "max_attempts": program.relabeler.max_attempts,
+            "llm_detector": program.uses_llm_detector,
+            "llm_extractor": program.uses_llm_extractor,
+        }
+    )
 
 
 def _batch_metrics(summary) -> dict[str, float]:

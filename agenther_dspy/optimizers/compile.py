@@ -228,13 +228,14 @@ def search_gold_demos(
         failure_score=0.0,
         provide_traceback=False,
     )
-    best, best_score = program, float(evaluate(program).score)
+    best = program.deepcopy()  # a copy: compiling never changes the caller's program
+    best_score = float(evaluate(best).score)
     for offset in range(1, candidates + 1):
         candidate = compile_with_gold_demos(program, trainset, demos_per_stage, seed + offset)
         score = float(evaluate(candidate).score)
         if score > best_score:
             best, best_score = candidate, score
-    return best if best is not program else program.deepcopy()
+    return best
 
 
 def shorter_half(trainset: list[dspy.Example], seed: int) -> list[dspy.Example]:
