@@ -47,6 +47,14 @@ ModelOpt = Annotated[
         help="local, local:<name>, local:/path.gguf, or a LiteLLM/DSPy model string",
     ),
 ]
+FallbackOpt = Annotated[
+    bool,
+    typer.Option(
+        "--single-judge-fallback/--judge-required",
+        help="accept a run no second judge accepted when its best attempt is confident enough"
+        " (AgentHER), or require the judge; a compiled program brings its own rule",
+    ),
+]
 BaseUrlOpt = Annotated[
     str | None,
     typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://host:8000/v1"),
@@ -93,6 +101,7 @@ def run(
     llm_extractor: Annotated[
         bool, typer.Option("--llm-extractor/--rule-extractor", help="outcome extraction by LM")
     ] = True,
+    single_judge_fallback: FallbackOpt = True,
     concurrency: Annotated[
         int | None,
         typer.Option(
@@ -218,6 +227,7 @@ def run(
             tracking_uri=tracking_uri,
             llm_detector=llm_detector,
             llm_extractor=llm_extractor,
+            single_judge_fallback=single_judge_fallback,
             min_confidence=min_confidence,
             severity_threshold=severity_threshold,
             max_attempts=max_attempts,
@@ -476,6 +486,7 @@ def evaluate(
     llm_extractor: Annotated[
         bool, typer.Option("--llm-extractor/--rule-extractor", help="ignored with --program")
     ] = True,
+    single_judge_fallback: FallbackOpt = True,
     threads: Annotated[int, typer.Option(min=1, help="examples evaluated at once")] = 1,
     report: Annotated[Path | None, typer.Option(help="where to write the JSON report")] = None,
     tracking_uri: Annotated[
@@ -508,6 +519,7 @@ def evaluate(
             tracking_uri=tracking_uri,
             llm_detector=llm_detector,
             llm_extractor=llm_extractor,
+            single_judge_fallback=single_judge_fallback,
             min_confidence=min_confidence,
             severity_threshold=severity_threshold,
             max_attempts=max_attempts,
@@ -587,6 +599,7 @@ def compile_command(
     llm_extractor: Annotated[
         bool, typer.Option("--llm-extractor/--rule-extractor", help="compile an LM extractor")
     ] = True,
+    single_judge_fallback: FallbackOpt = True,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="do not log to MLflow")] = False,
     register: Annotated[
@@ -618,7 +631,11 @@ def compile_command(
             err_console.print(f"[yellow]invalid[/yellow] {bad}", highlight=False)
         if not train.examples or not dev.examples:
             raise InputError("the train and dev sets need at least one valid example each")
-        program = HindsightRelabeler(llm_detector=llm_detector, llm_extractor=llm_extractor)
+        program = HindsightRelabeler(
+            llm_detector=llm_detector,
+            llm_extractor=llm_extractor,
+            single_judge_fallback=single_judge_fallback,
+        )
         the_plan = plan(optimizer, budget, program, len(train.examples), len(dev.examples))
         if OPTIMIZERS[optimizer].needs == "reflection_lm" and not reflection_model:
             raise LMConfigError(f"{optimizer} needs --reflection-model")
@@ -652,6 +669,7 @@ def compile_command(
             "signature_hash": signature_hash(),
             "llm_detector": llm_detector,
             "llm_extractor": llm_extractor,
+            "single_judge_fallback": single_judge_fallback,
             "traces": traces,
         }
     )
@@ -674,6 +692,7 @@ def compile_command(
                 threads=threads,
                 prompt_lm=prompt_lm,
                 reflection_lm=reflection_lm,
+                log=lambda line: err_console.print(line, highlight=False),
             )
         compile_seconds = time.perf_counter() - started
         compile_calls = sum(len(entries) for entries in usage.usage_data.values())
@@ -747,6 +766,7 @@ def _program_params(
             "max_attempts": program.relabeler.max_attempts,
             "llm_detector": program.uses_llm_detector,
             "llm_extractor": program.uses_llm_extractor,
+            "single_judge_fallback": program.single_judge_fallback,
         }
     )
 
@@ -788,6 +808,7 @@ def _make_program(
     tracking_uri: str | None,
     llm_detector: bool,
     llm_extractor: bool,
+    single_judge_fallback: bool = True,
     **settings,
 ) -> tuple[HindsightRelabeler, str | None]:
     """The program to run and where it came from.
@@ -812,7 +833,12 @@ def _make_program(
             program_file = str(shipped)
     if program_file:
         return load_program(program_file, tracking_uri=tracking_uri, **settings), program_file
-    fresh = HindsightRelabeler(llm_detector=llm_detector, llm_extractor=llm_extractor, **settings)
+    fresh = HindsightRelabeler(
+        llm_detector=llm_detector,
+        llm_extractor=llm_extractor,
+        single_judge_fallback=single_judge_fallback,
+        **settings,
+    )
     return fresh, None
 
 

@@ -11,6 +11,7 @@ import pytest
 from dspy.utils import DummyLM
 
 from agenther_dspy import HindsightRelabeler
+from agenther_dspy.modules.program import judge_required
 
 PROMPT = "Which copper wire suppliers did you find, with their price per kg and MOQ?"
 
@@ -71,16 +72,18 @@ def test_retries_escalate_temperature_as_distinct_requests(copper):
     ]
 
 
+JUDGE_REJECTS_ALL = [
+    relabel(0.6, prompt="first"),
+    judge(0.2, valid=False, reason="MOQ not shown"),
+    relabel(0.7, prompt="second"),
+    judge(0.3, valid=False, reason="no prices"),
+    relabel(0.55, prompt="third"),
+    judge(0.9, valid=False, reason="not all suppliers"),
+]
+
+
 def test_judge_rejections_fall_back_to_best_single_judge_attempt(copper):
-    answers = [
-        relabel(0.6, prompt="first"),
-        judge(0.2, valid=False, reason="MOQ not shown"),
-        relabel(0.7, prompt="second"),
-        judge(0.3, valid=False, reason="no prices"),
-        relabel(0.55, prompt="third"),
-        judge(0.9, valid=False, reason="not all suppliers"),
-    ]
-    prediction, lm = run(copper, answers)
+    prediction, lm = run(copper, JUDGE_REJECTS_ALL)
     assert prediction.status == "accepted"
     assert prediction.single_judge
     assert prediction.relabel.hindsight_prompt == "second"
@@ -88,6 +91,31 @@ def test_judge_rejections_fall_back_to_best_single_judge_attempt(copper):
     assert prediction.reason.startswith("single-judge fallback")
     assert "no prices" in prediction.attempts[1]["outcome"]
     assert len(lm.history) == 6
+
+
+def test_with_the_judge_required_its_rejections_reject_the_run(copper):
+    prediction, lm = run(copper, JUDGE_REJECTS_ALL, single_judge_fallback=False)
+    assert prediction.status == "rejected" and not prediction.single_judge
+    assert "no prices" in prediction.reason and "not all suppliers" in prediction.reason
+    assert prediction.relabel.hindsight_prompt == "second"  # the best attempt, for the record
+    assert len(lm.history) == 6  # the same attempts: only the final rule differs
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        JUDGE_REJECTS_ALL,
+        [relabel(0.45), relabel(0.3), relabel(0.1)],  # never judged: kept only by the fallback
+        [relabel(0.8), judge(0.6)],  # accepted by both: the rule does not matter
+    ],
+)
+def test_judge_required_rescores_a_run_as_the_program_without_fallback_answers(copper, answers):
+    with_fallback, _ = run(copper, answers)
+    without, _ = run(copper, answers, single_judge_fallback=False)
+    derived = judge_required(with_fallback)
+    for key in ("status", "stage", "reason", "confidence", "single_judge", "attempts"):
+        assert derived[key] == without[key], key
+    assert derived.relabel == without.relabel
 
 
 def test_judge_that_says_invalid_never_accepts_even_when_confident(copper):

@@ -15,13 +15,14 @@ from agenther_dspy import HindsightRelabeler
 from agenther_dspy.eval import load_labeled
 from agenther_dspy.eval.dataset import shipped_dir
 from agenther_dspy.lm import build_lm
-from agenther_dspy.lm.stub_server import StubServer
+from agenther_dspy.lm.stub_server import StubServer, default_responder
 from agenther_dspy.modules.render import render_trajectory
 from agenther_dspy.optimizers import load_program, save_program
 from agenther_dspy.optimizers.compile import (
     OPTIMIZERS,
     compile_program,
     gold_demos,
+    gold_judge_demos,
     keep_valid_relabel_demos,
     plan,
     shorter_half,
@@ -83,15 +84,27 @@ def test_labeled_optimizer_writes_demos_without_lm_calls(tiny):
     assert {d.is_valid for d in compiled.relabeler.judge.demos} == {True, False}
 
 
+def test_judge_demos_show_a_satisfied_request_and_a_run_with_nothing_usable():
+    train = load_labeled(shipped_dir() / "train.jsonl").examples
+    satisfied, failed = gold_judge_demos(train, seed=1)
+    by_trajectory = {render_trajectory(Trajectory.model_validate(e.trajectory)): e for e in train}
+    good, bad = by_trajectory[satisfied.trajectory], by_trajectory[failed.trajectory]
+    assert satisfied.is_valid and good.gold["recoverable"]
+    assert satisfied.hindsight_prompt in good.gold["reference_hindsight_prompts"]
+    assert not failed.is_valid and not bad.gold["recoverable"]
+    assert failed.hindsight_prompt == bad.trajectory["original_prompt"]
+
+
 def test_labeled_search_keeps_demos_only_when_dev_says_they_help(tiny, stub_lm):
     train, dev = tiny
     program = HindsightRelabeler()
     scored = []
 
     def demos_help(example, pred, trace=None, pred_name=None, pred_trace=None):
-        # The uncompiled program is scored first (one call per dev example), then candidates.
+        # The uncompiled program is scored first (two calls per dev example: with and without
+        # the single-judge fallback), then the candidates.
         scored.append(example)
-        return dspy.Prediction(score=0.0 if len(scored) <= len(dev) else 1.0, feedback="")
+        return dspy.Prediction(score=0.0 if len(scored) <= 2 * len(dev) else 1.0, feedback="")
 
     def indifferent(example, pred, trace=None, pred_name=None, pred_trace=None):
         return dspy.Prediction(score=0.5, feedback="")
@@ -103,10 +116,53 @@ def test_labeled_search_keeps_demos_only_when_dev_says_they_help(tiny, stub_lm):
         tied = compile_program(
             program, train, dev, optimizer="labeled-search", budget=2, metric=indifferent
         )
-    assert len(scored) == 3 * len(dev)  # the uncompiled program and two candidates
-    assert all(predictor.demos for _, predictor in helped.named_predictors())
+    assert len(scored) == 2 * 3 * len(dev)  # the uncompiled program and two candidates
+    # The first candidate wins the tie among candidates: gold demos for the judge only.
+    assert [n for n, p in helped.named_predictors() if p.demos] == ["relabeler.judge"]
+    assert helped.relabeler.judge.demos == gold_judge_demos(train, seed=1)
     assert not any(predictor.demos for _, predictor in tied.named_predictors())
     assert tied is not program  # a copy: compiling never changes the caller's program
+    assert helped.single_judge_fallback and tied.single_judge_fallback  # ties keep it
+
+
+def test_labeled_search_drops_the_fallback_only_when_dev_prefers_the_judge_required(tiny, tmp_path):
+    def judge_rejects(fields, messages):
+        values = default_responder(fields, messages)
+        if "is_valid" in values:  # the second judge's answer
+            values["is_valid"] = False
+        return values
+
+    train, dev = tiny
+
+    def rejections_help(example, pred, trace=None, pred_name=None, pred_trace=None):
+        return dspy.Prediction(score=float(pred.status == "rejected"), feedback="")
+
+    def acceptances_help(example, pred, trace=None, pred_name=None, pred_trace=None):
+        return dspy.Prediction(score=float(pred.status == "accepted"), feedback="")
+
+    with StubServer(responder=judge_rejects) as server:
+        lm = build_lm("openai/stub", base_url=server.base_url, cache=False)
+        with dspy.context(lm=lm):
+            compiled = {
+                metric.__name__: compile_program(
+                    HindsightRelabeler(),
+                    train,
+                    dev,
+                    optimizer="labeled-search",
+                    budget=1,
+                    metric=metric,
+                )
+                for metric in (rejections_help, acceptances_help)
+            }
+            # The judge rejects every attempt, so only the fallback accepts these runs.
+            assert compiled["acceptances_help"](trajectory=dev[0].trajectory).single_judge
+    assert not compiled["rejections_help"].single_judge_fallback
+    assert compiled["acceptances_help"].single_judge_fallback
+    # The rule travels with the saved program, whatever the compile started from.
+    save_program(
+        compiled["rejections_help"], tmp_path / "required.json", single_judge_fallback=True
+    )
+    assert not load_program(tmp_path / "required.json").single_judge_fallback
 
 
 @pytest.mark.parametrize(

@@ -98,3 +98,19 @@ def test_program_and_uncompiled_together_are_refused(tmp_path):
     out = str(tmp_path / "o.jsonl")
     result = cli("run", str(EXAMPLES), "--program", "p.json", "--uncompiled", "-o", out)
     assert result.returncode == 2 and "contradict" in result.stderr
+
+
+def test_the_acceptance_rule_flag_sets_a_fresh_program_and_not_a_saved_one(tmp_path):
+    from agenther_dspy import cli
+
+    flags = {"tracking_uri": None, "llm_detector": False, "llm_extractor": True}
+    fresh, _ = cli._make_program(
+        None, model="local", uncompiled=True, single_judge_fallback=False, **flags
+    )
+    assert not fresh.single_judge_fallback
+    save_program(HindsightRelabeler(), tmp_path / "p.json")  # compiled with the fallback
+    saved, _ = cli._make_program(
+        str(tmp_path / "p.json"), model="local", uncompiled=False, single_judge_fallback=False,
+        **flags,
+    )  # fmt: skip
+    assert saved.single_judge_fallback  # a compiled program brings its own rule

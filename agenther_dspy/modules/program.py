@@ -13,7 +13,7 @@ import dspy
 
 from agenther_dspy.modules.detector import LMFailureDetector, RuleFailureDetector
 from agenther_dspy.modules.extractor import LMOutcomeExtractor, RuleOutcomeExtractor
-from agenther_dspy.modules.relabeler import Relabeler
+from agenther_dspy.modules.relabeler import Relabeler, rejection
 from agenther_dspy.modules.render import render_trajectory
 from agenther_dspy.schema import Trajectory
 
@@ -28,6 +28,7 @@ class HindsightRelabeler(dspy.Module):
         llm_detector: bool = False,
         llm_extractor: bool = True,
         judge_lm: dspy.LM | None = None,
+        single_judge_fallback: bool = True,
     ) -> None:
         super().__init__()
         if not 0.0 <= severity_threshold <= 1.0:
@@ -38,8 +39,15 @@ class HindsightRelabeler(dspy.Module):
         self.detector = LMFailureDetector() if llm_detector else RuleFailureDetector()
         self.extractor = LMOutcomeExtractor() if llm_extractor else RuleOutcomeExtractor()
         self.relabeler = Relabeler(
-            min_confidence=min_confidence, max_attempts=max_attempts, judge_lm=judge_lm
+            min_confidence=min_confidence,
+            max_attempts=max_attempts,
+            judge_lm=judge_lm,
+            single_judge_fallback=single_judge_fallback,
         )
+
+    @property
+    def single_judge_fallback(self) -> bool:
+        return self.relabeler.single_judge_fallback
 
     def forward(self, trajectory: Trajectory | dict[str, Any]) -> dspy.Prediction:
         if not isinstance(trajectory, Trajectory):
@@ -95,3 +103,16 @@ class HindsightRelabeler(dspy.Module):
                 f"{self.severity_threshold:.2f}"
             )
         return ""
+
+
+def judge_required(prediction: dspy.Prediction) -> dspy.Prediction:
+    """What the program answers for the same run when the second judge is required.
+
+    The single-judge fallback is decided after every attempt has run, so a run it accepted
+    is simply rejected under the other rule, with the same attempts and LM calls: one
+    evaluation scores both rules.
+    """
+    if not getattr(prediction, "single_judge", False):
+        return prediction
+    rejected = rejection(prediction.attempts, prediction.relabel, prediction.verdict)
+    return dspy.Prediction(**{**dict(prediction.items()), **dict(rejected.items())})

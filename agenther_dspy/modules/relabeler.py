@@ -6,6 +6,9 @@ proposal with c ≥ `min_confidence` (θ) goes to a second judge at temperature 
 also find the run valid with confidence c2 ≥ θ; the result is accepted with confidence
 (c + c2) / 2. If no attempt passes both, the best valid attempt is kept when its c ≥ 0.8θ,
 flagged as single-judge; otherwise the run is rejected with the reasons of every attempt.
+With `single_judge_fallback=False` the second judge is required: no fallback, and a run no
+judge accepted is rejected. Compiling chooses between the two rules on dev (see
+`optimizers.compile.search_gold_demos`); the fallback is AgentHER's default.
 
 Unlike AgentHER, the relabeler is not shown the failed original prompt as a style reference:
 small models answer with a near-copy of it (measured: 6 of 12 relabels on the 0.5B model and
@@ -41,6 +44,7 @@ class Relabeler(dspy.Module):
         min_confidence: float = 0.5,
         max_attempts: int = 3,
         judge_lm: dspy.LM | None = None,
+        single_judge_fallback: bool = True,
     ) -> None:
         super().__init__()
         if not 0.0 <= min_confidence <= 1.0:
@@ -49,6 +53,7 @@ class Relabeler(dspy.Module):
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.min_confidence = min_confidence
         self.max_attempts = max_attempts
+        self.single_judge_fallback = single_judge_fallback
         # Chosen at run time and never part of the saved state (only predictors are saved);
         # shared, not copied, when an optimizer deep-copies the program.
         self._judge_lm = _Shared(judge_lm)
@@ -142,7 +147,8 @@ class Relabeler(dspy.Module):
                 f"confidence {verdict.confidence:.2f}): {why}"
             )
 
-        if best is not None and best.confidence >= FALLBACK_FACTOR * threshold:
+        fallback = self.single_judge_fallback and best is not None
+        if fallback and best.confidence >= FALLBACK_FACTOR * threshold:
             return dspy.Prediction(
                 status="accepted",
                 reason=f"single-judge fallback: best confidence {best.confidence:.2f}"
@@ -153,16 +159,23 @@ class Relabeler(dspy.Module):
                 single_judge=True,
                 attempts=attempts,
             )
-        reasons = "; ".join(f"#{r['attempt']} {r.get('outcome', '')}" for r in attempts)
-        return dspy.Prediction(
-            status="rejected",
-            reason=f"no acceptable relabeling in {len(attempts)} attempts: {reasons}",
-            relabel=best,
-            verdict=best_verdict,
-            confidence=best.confidence if best else 0.0,
-            single_judge=False,
-            attempts=attempts,
-        )
+        return rejection(attempts, best, best_verdict)
+
+
+def rejection(
+    attempts: list[dict], best: Relabel | None, best_verdict: Verdict | None
+) -> dspy.Prediction:
+    """The relabeler's answer when no attempt is accepted: every attempt's reason."""
+    reasons = "; ".join(f"#{r['attempt']} {r.get('outcome', '')}" for r in attempts)
+    return dspy.Prediction(
+        status="rejected",
+        reason=f"no acceptable relabeling in {len(attempts)} attempts: {reasons}",
+        relabel=best,
+        verdict=best_verdict,
+        confidence=best.confidence if best else 0.0,
+        single_judge=False,
+        attempts=attempts,
+    )
 
 
 class _Shared:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import dspy
 
 from agenther_dspy.eval.metric import relabel_fidelity
-from agenther_dspy.modules.program import HindsightRelabeler
+from agenther_dspy.modules.program import HindsightRelabeler, judge_required
 from agenther_dspy.modules.render import render_trajectory
 from agenther_dspy.schema import Trajectory
 
@@ -38,7 +38,8 @@ OPTIMIZERS: dict[str, Optimizer] = {
         Optimizer("labeled", "demos per stage, built from the gold labels (no LM calls)", 2),
         Optimizer(
             "labeled-search",
-            "candidate gold-demo sets, each scored on dev; the best, uncompiled included, wins",
+            "candidate gold-demo sets (judge only, or every stage), each scored on dev with and"
+            " without the single-judge fallback; the best, uncompiled included, wins",
             3,
         ),
         Optimizer("bootstrap", "bootstrapped demos per stage (BootstrapFewShot)", 2),
@@ -201,6 +202,22 @@ def compile_with_gold_demos(
     return compiled
 
 
+def gold_judge_demos(trainset: list[dspy.Example], seed: int) -> list[dspy.Example]:
+    """Two demos for the second judge from the shorter train runs: a reference request that a
+    recoverable run satisfies, and the original prompt an unrecoverable run failed.
+
+    Once the judge decides (no single-judge fallback), its one job the relabeler does badly
+    is to turn down runs with nothing usable in them; the second demo shows such a run.
+    """
+    pool = shorter_half(trainset, seed)
+    good = [e for e in pool if e.gold["recoverable"] and e.gold["reference_hindsight_prompts"]]
+    bad = [e for e in pool if not e.gold["recoverable"]]
+    demos = [gold_demos(good[0])["relabeler.judge"][0]] if good else []
+    if bad:
+        demos += gold_demos(bad[0])["relabeler.judge"]  # only the failed prompt: invalid
+    return demos
+
+
 def search_gold_demos(
     program: HindsightRelabeler,
     trainset: list[dspy.Example],
@@ -211,13 +228,18 @@ def search_gold_demos(
     metric: Callable,
     threads: int = 1,
     demos_per_stage: int = 2,
+    log: Callable[[str], None] | None = None,
 ) -> HindsightRelabeler:
-    """Random search over gold-demo sets: the candidate with the best mean dev fidelity.
+    """Random search over gold-demo sets and the acceptance rule: the best mean dev fidelity.
 
-    Each candidate is `compile_with_gold_demos` with another seed, so other train runs
-    become the demos. The uncompiled program is a candidate too and wins ties: demos are
-    paid for in every prompt, and on small models they can do harm (the model copies a
-    demo's answer into an unrelated run), so they are kept only when dev says they help.
+    Odd candidates give gold demos to the second judge only (`gold_judge_demos`), even ones to
+    every stage (`compile_with_gold_demos`), each with another seed so other train runs
+    become the demos. Each candidate, the uncompiled program
+    among them, is scored under both acceptance rules, with and without the single-judge
+    fallback, from one evaluation (`judge_required`). The uncompiled program with the
+    fallback comes first and wins ties: demos are paid for in every prompt, and on small
+    models they can do harm (the model copies a demo's answer into an unrelated run), so
+    they are kept only when dev says they help.
     """
     evaluate = dspy.Evaluate(
         devset=devset,
@@ -228,14 +250,32 @@ def search_gold_demos(
         failure_score=0.0,
         provide_traceback=False,
     )
-    best = program.deepcopy()  # a copy: compiling never changes the caller's program
-    best_score = float(evaluate(best).score)
-    for offset in range(1, candidates + 1):
-        candidate = compile_with_gold_demos(program, trainset, demos_per_stage, seed + offset)
-        score = float(evaluate(candidate).score)
-        if score > best_score:
-            best, best_score = candidate, score
-    return best
+
+    def scores(candidate: HindsightRelabeler) -> tuple[float, float]:
+        """Mean dev fidelity with the fallback, and with the second judge required."""
+        results = evaluate(candidate).results
+        required = [float(metric(ex, judge_required(pred)).score) for ex, pred, _ in results]
+        return sum(s for _, _, s in results) / len(results), sum(required) / len(required)
+
+    best, best_score = program, -1.0
+    for offset in range(candidates + 1):
+        if offset == 0:
+            candidate, label = program.deepcopy(), "uncompiled"
+        elif offset % 2:
+            candidate, label = program.deepcopy(), f"judge demos (seed {seed + offset})"
+            candidate.relabeler.judge.demos = gold_judge_demos(trainset, seed + offset)
+        else:
+            candidate = compile_with_gold_demos(program, trainset, demos_per_stage, seed + offset)
+            label = f"demos on every stage (seed {seed + offset})"
+        candidate.relabeler.single_judge_fallback = True
+        with_fallback, required = scores(candidate)
+        if log:
+            log(f"{label}: dev {with_fallback:.3f} with the fallback, {required:.3f} without")
+        for fallback, score in ((True, with_fallback), (False, required)):
+            if score > best_score:
+                best, best_score = candidate.deepcopy(), score
+                best.relabeler.single_judge_fallback = fallback
+    return best  # a copy: compiling never changes the caller's program
 
 
 def shorter_half(trainset: list[dspy.Example], seed: int) -> list[dspy.Example]:
@@ -277,13 +317,22 @@ def compile_program(
     prompt_lm: dspy.LM | None = None,
     reflection_lm: dspy.LM | None = None,
     metric: Callable = relabel_fidelity,
+    log: Callable[[str], None] | None = None,
 ) -> HindsightRelabeler:
-    """The compiled copy of `program`; the LM is whatever `dspy.context` holds."""
+    """The compiled copy of `program`; the LM is whatever `dspy.context` holds; `log` gets a
+    line per candidate where the optimizer scores candidates itself."""
     if optimizer == "labeled":
         return compile_with_gold_demos(program, trainset, budget, seed)
     if optimizer == "labeled-search":
         return search_gold_demos(
-            program, trainset, devset, candidates=budget, seed=seed, metric=metric, threads=threads
+            program,
+            trainset,
+            devset,
+            candidates=budget,
+            seed=seed,
+            metric=metric,
+            threads=threads,
+            log=log,
         )
     if optimizer == "bootstrap":
         teleprompter = dspy.BootstrapFewShot(

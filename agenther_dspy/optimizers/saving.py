@@ -2,7 +2,8 @@
 
 `relabeler.json` holds each predictor's instructions and demos (DSPy's own JSON; no pickle);
 `relabeler.meta.json` beside it holds the signature hash, the versions, which stages are LM
-stages, and whatever the compile recorded (optimizer, budget, model, dataset hashes, scores).
+stages, the acceptance rule (whether the single-judge fallback is on), and whatever the
+compile recorded (optimizer, budget, model, dataset hashes, scores).
 Loading refuses a program whose signature hash differs from this version's: its
 instructions and demos were learned for other fields, and DSPy would load them silently.
 """
@@ -54,14 +55,17 @@ def save_program(program: HindsightRelabeler, path: str | Path, **info: Any) -> 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     program.save(str(path))
+    # What the program itself says comes last: a compile's settings (`info`) name where it
+    # started, and the optimizer may have changed them (the acceptance rule, say).
     meta = {
+        **info,
         "signature_hash": signature_hash(),
         "program_hash": program_hash(program),
         "dspy_version": version("dspy"),
         "agenther_dspy_version": version("agenther-dspy"),
         "llm_detector": program.uses_llm_detector,
         "llm_extractor": program.uses_llm_extractor,
-        **info,
+        "single_judge_fallback": program.single_judge_fallback,
     }
     sidecar = sidecar_path(path)
     sidecar.write_text(json.dumps(scrub(meta), indent=2, sort_keys=True) + "\n")
@@ -104,7 +108,10 @@ def load_program(
             "other fields. Compile it again with this version."
         )
     program = HindsightRelabeler(
-        llm_detector=meta["llm_detector"], llm_extractor=meta["llm_extractor"], **settings
+        llm_detector=meta["llm_detector"],
+        llm_extractor=meta["llm_extractor"],
+        single_judge_fallback=meta.get("single_judge_fallback", True),
+        **settings,
     )
     try:
         program.load(str(path))
