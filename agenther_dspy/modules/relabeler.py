@@ -147,8 +147,8 @@ class Relabeler(dspy.Module):
                 f"confidence {verdict.confidence:.2f}): {why}"
             )
 
-        fallback = self.single_judge_fallback and best is not None
-        if fallback and best.confidence >= FALLBACK_FACTOR * threshold:
+        kept = best is not None and best.confidence >= FALLBACK_FACTOR * threshold
+        if self.single_judge_fallback and kept:
             return dspy.Prediction(
                 status="accepted",
                 reason=f"single-judge fallback: best confidence {best.confidence:.2f}"

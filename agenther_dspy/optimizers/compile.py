@@ -234,12 +234,12 @@ def search_gold_demos(
 
     Odd candidates give gold demos to the second judge only (`gold_judge_demos`), even ones to
     every stage (`compile_with_gold_demos`), each with another seed so other train runs
-    become the demos. Each candidate, the uncompiled program
-    among them, is scored under both acceptance rules, with and without the single-judge
-    fallback, from one evaluation (`judge_required`). The uncompiled program with the
-    fallback comes first and wins ties: demos are paid for in every prompt, and on small
-    models they can do harm (the model copies a demo's answer into an unrelated run), so
-    they are kept only when dev says they help.
+    become the demos. Each candidate, the uncompiled program among them, is scored under
+    both acceptance rules, with and without the single-judge fallback, from one evaluation
+    (`judge_required`). The uncompiled program with the fallback comes first and wins ties:
+    demos are paid for in every prompt, and on small models they can do harm (the model
+    copies a demo's answer into an unrelated run), so they are kept only when dev says they
+    help.
     """
     evaluate = dspy.Evaluate(
         devset=devset,
