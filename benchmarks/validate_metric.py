@@ -1,27 +1,36 @@
-"""Does relabel_fidelity rank a gold hindsight prompt above its corruptions?
+"""Does relabel_fidelity agree with a reviewer, and rank a gold prompt above its corruptions?
 
-For every reference prompt of every recoverable labeled example, five corruptions are built:
-the original prompt copied back, a `must_not_require` item re-inserted, an invented number,
-a meta word, and a report of what happened instead of a request. Each pair (gold, corrupted)
-is scored with the metric, leaving the reference itself out of the closeness check for both
-(otherwise gold would trivially win on closeness), and counted as ranked right when the gold
-prompt scores strictly higher.
+Part 1, reviewer agreement: every (run, request) pair in agenther_dspy/data/pairs/ has a
+blind reviewer verdict ("train" or "reject"). Each pair is scored as an accepted relabel of
+its labeled run, and the script prints, per split, the AUROC of the score against the
+verdicts (ties count half), how many rejected pairs score above 0.30 (the target is none),
+and the worst disagreements both ways.
+
+Part 2, corruption ranking: for every reference prompt of every recoverable labeled
+example, five corruptions are built: the original prompt copied back, a `must_not_require`
+item re-inserted, an invented number, a meta word, and a report of what happened instead of
+a request. Each pair (gold, corrupted) is scored with the metric, leaving the reference
+itself out of the closeness check for both (otherwise gold would trivially win on
+closeness), and counted as ranked right when the gold prompt scores strictly higher.
 
     python benchmarks/validate_metric.py [LABELED.jsonl ...]   (default: the shipped splits)
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections import Counter
 from pathlib import Path
 
-from agenther_dspy.eval import load_labeled
+import dspy
+
+from agenther_dspy.eval import load_labeled, relabel_fidelity
 from agenther_dspy.eval.dataset import SPLITS, shipped_dir
 from agenther_dspy.eval.metric import evidence_text, score_prompt
 from agenther_dspy.eval.text import numbers
-from agenther_dspy.schema import Trajectory
+from agenther_dspy.schema import Relabel, Trajectory
 
 
 def invent_number(prompt: str, evidence: str) -> str:
@@ -49,7 +58,65 @@ def corruptions(reference: str, trajectory: Trajectory, gold: dict) -> dict[str,
     return out
 
 
+PAIRS = Path(__file__).resolve().parents[1] / "agenther_dspy" / "data" / "pairs"
+REJECT_CEILING = 0.30
+
+
+def auroc(positives: list[float], negatives: list[float]) -> float:
+    """P(a random positive scores above a random negative), ties counting half."""
+    if not positives or not negatives:
+        return float("nan")
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
+
+
+def reviewer_agreement() -> None:
+    examples = {}
+    for split in SPLITS:
+        for example in load_labeled(shipped_dir() / f"{split}.jsonl").examples:
+            examples[example.trajectory["trajectory_id"]] = example
+    print("reviewer agreement (pairs: agenther_dspy/data/pairs/)")
+    print(f"{'split':<7}{'pairs':>6}{'train':>7}{'reject':>8}{'AUROC':>8}{'reject>0.30':>13}")
+    for split in SPLITS:
+        path = PAIRS / f"{split}.jsonl"
+        if not path.exists():
+            continue
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        scored = []
+        for row in rows:
+            example = examples.get(row["trajectory_id"])
+            if example is None:
+                continue
+            result = relabel_fidelity(example, accepted(row["request"]))
+            scored.append((result.score, row, result.feedback))
+        good = [s for s, row, _ in scored if row["verdict"] == "train"]
+        bad = [s for s, row, _ in scored if row["verdict"] == "reject"]
+        above = [
+            (s, row, f) for s, row, f in scored if row["verdict"] == "reject" and s > REJECT_CEILING
+        ]
+        print(
+            f"{split:<7}{len(scored):>6}{len(good):>7}{len(bad):>8}"
+            f"{auroc(good, bad):>8.3f}{len(above):>13}"
+        )
+        for score, row in sorted(above, key=lambda x: -x[0])[:5]:
+            print(f"    rejected but {score:.2f}: {row['request'][:110]!r} ({row['reason'][:80]})")
+        missed = sorted(
+            [(row, f) for s, row, f in scored if row["verdict"] == "train" and s == 0],
+            key=lambda x: x[0]["pair_id"],
+        )
+        for row, feedback in missed[:3]:
+            print(f"    signed but 0: {row['request'][:110]!r}: {feedback[:120]}")
+    print()
+
+
+def accepted(prompt: str) -> dspy.Prediction:
+    relabel = Relabel(hindsight_prompt=prompt, is_valid_replay=True, confidence=1.0)
+    return dspy.Prediction(status="accepted", relabel=relabel, reason="")
+
+
 def main(paths: list[Path]) -> None:
+    reviewer_agreement()
+    print("corruption ranking (gold reference vs a corrupted copy)")
     right, total = Counter(), Counter()
     failures = []
     for path in paths:

@@ -37,38 +37,55 @@ def score(example, prompt):
 def test_a_faithful_prompt_scores_high_with_nothing_to_fix(copper_example):
     result = score(copper_example, GOOD)
     assert result.score > 0.8
-    assert result.components["grounding"] == 1.0 and result.components["no_leak"] == 1.0
-    assert "Grounding" not in result.feedback and "No leak" not in result.feedback
+    assert result.components["usable"] == 1.0 and result.components["no_leak"] == 1.0
+    assert "Unusable" not in result.feedback
 
 
-def test_invented_specifics_break_grounding(copper_example):
+def test_invented_specifics_make_the_request_unusable(copper_example):
     result = score(copper_example, GOOD.replace("MicroMetals at $5.30/kg", "SteelCorp at $3.10/kg"))
     assert result.components["grounding"] < 0.5
+    assert result.score == 0.0
     assert "SteelCorp" in result.feedback and "3.1" in result.feedback
-    assert result.score < score(copper_example, GOOD).score
 
 
 def test_asking_again_for_the_missed_goal_is_a_leak(copper_example):
     result = score(copper_example, GOOD + " Only include suppliers under $5 per kilogram.")
-    assert result.components["no_leak"] == 0.5
+    assert result.components["no_leak"] == 0.0 and result.score == 0.0
     assert "under $5 per kilogram" in result.feedback
 
 
-def test_meta_words_and_reports_are_not_natural(copper_example):
+def test_meta_words_and_reports_are_unusable(copper_example):
     meta = score(
         copper_example, GOOD.replace("Search for", "Using the agent trajectory, search for")
     )
-    assert meta.components["naturalness"] < 1 and "agent" in meta.feedback
+    assert meta.score == 0.0 and "agent" in meta.feedback
     report = score(copper_example, "The search found MicroMetals at $5.30/kg and CopperDirect.")
-    assert "report" in report.feedback
-    assert report.score < score(copper_example, GOOD).score
+    assert report.score == 0.0 and "report" in report.feedback
 
 
-def test_copying_the_original_prompt_is_penalised(copper_example):
+def test_copying_the_original_prompt_is_unusable(copper_example):
     original = copper_example.trajectory["original_prompt"]
     result = score(copper_example, original)
-    assert result.score < 0.4
+    assert result.score == 0.0
     assert "close to the original prompt" in result.feedback
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        GOOD + " Have a great day! ###STOP###",
+        "Find the copper wire suppliers for you. MicroMetals will cost $5.30 per kg.",
+        "Yes, let's proceed with the copper order.",
+        "Find the suppliers.",
+    ],
+)
+def test_an_unusable_request_earns_no_more_than_declining(copper_example, request_text):
+    declined = relabel_fidelity(
+        copper_example, dspy.Prediction(status="rejected", relabel=None, reason="no")
+    )
+    result = score(copper_example, request_text)
+    assert result.score == 0.0 <= declined.score
+    assert result.feedback.startswith("Unusable")
 
 
 def test_decision_gate(copper_example):
@@ -101,7 +118,7 @@ def test_optional_judge_adds_a_component(copper_example):
     judge = DummyLM([{"fully_satisfied": False, "natural": True}])
     result = make_fidelity_metric(judge)(copper_example, accepted(GOOD))
     assert result.components["judge"] == 0.5
-    assert result.score < score(copper_example, GOOD).score
+    assert 0 < result.score < score(copper_example, GOOD).score
     assert "does not fully satisfy" in result.feedback
 
 

@@ -1,26 +1,24 @@
-"""relabel_fidelity: does the run really and fully satisfy the hindsight prompt, and is the
-prompt something a user would actually ask?
+"""relabel_fidelity: would a reviewer train on this row, and was the accept decision right?
 
-The score in [0, 1] is built from deterministic components, each in [0, 1]:
+The score is in [0, 1]. It is built so that a row nobody would train on is worth nothing:
 
-- decision (a gate): a recoverable run is relabeled, an unrecoverable one is not;
-- grounding (0.30): every checkable specific of the prompt (number, id, name, quoted value)
-  occurs in the run's observations, action inputs or final answer;
-- no_leak (0.25): no unachieved part of the original goal (`must_not_require`) is asked again;
-- anchoring (0.15): the prompt targets the run's key facts (saturating at 3);
-- naturalness (0.15): a request, not a report; 5–80 words; no meta words; not a copy of the
-  original prompt;
-- closeness (0.15): content-word F1 with the closest reference prompt.
+- decision: an unrecoverable run must be turned down (1 when it is, 0 when a request is
+  accepted); a recoverable run turned down scores 0.
+- usability (a gate): an accepted request for a recoverable run scores 0 when it has any
+  defect a reviewer rejects on sight: the gold-free checks of `request_checks` (agent speech,
+  end tokens, instruction text, truncated ids, values the run never shows, a lookup that
+  states its answer, nothing the user could know, a bare reply, length), plus the checks
+  that need the gold annotation: asking again for an unmet requirement (`must_not_require`),
+  a near-copy of the failed original prompt (similarity >= 0.8), a report instead of a
+  request, process words, and naming none of the run's key facts. An unusable request thus
+  earns exactly what declining the run earns, and never more than a correct reject.
+- quality: a usable request scores 0.5 plus up to 0.5 for anchoring (how many of the run's
+  key facts it names, saturating at 3) and closeness (content-word F1 with the closest
+  reference request).
 
-The decision is a gate, not a weight: relabeling an unrecoverable run, or rejecting a
-recoverable one, scores 0; correctly rejecting an unrecoverable run scores 1; an accepted
-relabel of a recoverable run scores the weighted sum. Two defects make a row unusable
-whatever else is right, and scale the score down: a near-copy of the original prompt
-(similarity ≥ 0.8, × 0.5; the failure the method exists to avoid) and a report of what
-happened instead of a request (× 0.6; it cannot stand as a user's turn).
-With a judge LM, its verdict takes 20% of the weight of an accepted relabel.
+With a judge LM, its verdict takes 20% of the weight of a usable request.
 
-The feedback names each component that fell short, in words a reflection LM can act on.
+The feedback names each defect in words a person or a reflection LM can act on.
 """
 
 from __future__ import annotations
@@ -32,18 +30,13 @@ from typing import Any
 import dspy
 
 from agenther_dspy.eval import text as tx
+from agenther_dspy.request_checks import check_request
 from agenther_dspy.schema import Trajectory
 
-WEIGHTS = {
-    "grounding": 0.30,
-    "no_leak": 0.25,
-    "anchoring": 0.15,
-    "naturalness": 0.15,
-    "closeness": 0.15,
-}
-COPY_SIMILARITY = 0.8  # at or above: a near-copy, the score is halved
-COPY_PENALTY = 0.5
-REPORT_PENALTY = 0.6  # a statement of what happened is not a request: unusable as a user turn
+# The quality of a usable request: how well it targets the run and reads like a reference.
+WEIGHTS = {"anchoring": 0.5, "closeness": 0.5}
+USABLE_FLOOR = 0.5  # every usable request scores at least this, every unusable one 0
+COPY_SIMILARITY = 0.8  # at or above: a near-copy of the failed original prompt
 DISTINCT_BELOW = 0.7  # at or below: distinct enough from the original prompt
 JUDGE_WEIGHT = 0.2
 ANCHOR_SATURATION = 3
@@ -60,7 +53,6 @@ META_WORDS = (
     "relabel",
     "the run",
     "tool call",
-    "observation",
     "assistant",
 )
 REQUEST_STARTS = frozenset(
@@ -90,6 +82,8 @@ REPORT_STARTS = (
     "the search",
     "the results",
 )
+# A sentence opening with a past-tense verb reports what was done ("Cancelled Q69X3R.").
+REPORT_VERBS = frozenset("found made sent took got paid bought built ran gave wrote".split())
 REPORT_MARKERS = (" was found", " were found", " has been ", " have been ", "successfully ")
 
 
@@ -147,14 +141,27 @@ def anchoring(prompt: str, key_facts: list[str]) -> tuple[float, list[str]]:
     return min(1.0, len(hit) / min(ANCHOR_SATURATION, len(key_facts))), missed
 
 
+def _asks(sentence: str) -> bool:
+    first = sentence.split(" ", 1)[0].strip(",.:;!?\"'")
+    first = re.split(r"['’]", first)[0]  # what's → what, i'd → i
+    return first in REQUEST_STARTS or sentence.rstrip().endswith("?")
+
+
 def naturalness(prompt: str, original_prompt: str) -> tuple[float, list[str], float, bool]:
     """Score, problems, the similarity to the original prompt, and whether it is a request."""
     problems = []
     lowered = " ".join(prompt.lower().split())
-    first = lowered.split(" ", 1)[0].strip(",.:;!?\"'") if lowered else ""
-    first = re.split(r"['’]", first)[0]  # what's → what, i'd → i
-    is_request = first in REQUEST_STARTS or lowered.endswith("?")
-    is_report = lowered.startswith(REPORT_STARTS) or any(m in lowered for m in REPORT_MARKERS)
+    # A request may open with who the user is ("This is raj_sanchez_7340."): any sentence
+    # that asks makes it a request, and a report is one whose opening sentence reports.
+    sentences = [s for s in re.split(r"(?<=[.!?:;])\s+", lowered) if s]
+    opening = sentences[0] if sentences else ""
+    first = opening.split(" ", 1)[0].strip(",.:;!?\"'")
+    is_report = (
+        opening.startswith(REPORT_STARTS)
+        or any(m in lowered for m in REPORT_MARKERS)
+        or ((first.endswith("ed") or first in REPORT_VERBS) and not any(map(_asks, sentences)))
+    )
+    is_request = bool(sentences) and not is_report
     form = 1.0 if is_request and not is_report else 0.0
     if not form:
         problems.append("it reads like a report of what happened, not a user's request")
@@ -183,53 +190,54 @@ def _as_dict(value: Any) -> dict:
 def score_prompt(
     prompt: str, trajectory: Trajectory, gold: dict, *, exclude_reference: str | None = None
 ) -> tuple[float, dict[str, float], list[str]]:
-    """The weighted score of one accepted prompt for a recoverable run, with its feedback.
+    """The score of one accepted prompt for a recoverable run, its components and feedback.
 
-    `exclude_reference` leaves one reference out of the closeness check (for validating the
-    metric on the references themselves); with no reference left, closeness is not scored.
+    Any defect makes the prompt unusable and its score 0; a usable prompt scores
+    `USABLE_FLOOR` plus its quality. `exclude_reference` leaves one reference out of the
+    closeness check (for validating the metric on the references themselves); with no
+    reference left, closeness is not scored.
     """
     feedback: list[str] = []
     components: dict[str, float] = {}
-    components["grounding"], missing = grounding(prompt, evidence_text(trajectory))
-    if missing:
-        feedback.append(
-            "Grounding: the prompt names specifics that never occur in the run: "
-            f"{', '.join(missing)}. Use only values the observations show."
-        )
+    problems = [str(p) for p in check_request(prompt, trajectory)]
+    components["grounding"], _ = grounding(prompt, evidence_text(trajectory))
     leaked = leaks(prompt, list(gold.get("must_not_require") or []))
-    components["no_leak"] = 1 - len(leaked) / max(1, len(gold.get("must_not_require") or []))
     if leaked:
-        feedback.append(
-            "No leak: the prompt asks again for what the run did not achieve: "
+        problems.append(
+            "asks_failed: it asks again for what the run did not achieve: "
             f"{'; '.join(leaked)}. Ask only for what was actually done."
         )
+    components["no_leak"] = 0.0 if leaked else 1.0
     components["anchoring"], missed = anchoring(prompt, list(gold.get("key_facts") or []))
-    if components["anchoring"] < 1:
-        feedback.append(
-            "Anchoring: the prompt does not target the run's key results; mention some of: "
+    if gold.get("key_facts") and components["anchoring"] == 0:
+        problems.append(
+            "no_anchor: it names none of the run's key results; mention some of: "
             f"{', '.join(missed[:5])}."
         )
-    components["naturalness"], problems, sim, is_request = naturalness(
+    components["naturalness"], natural_problems, _, _ = naturalness(
         prompt, trajectory.original_prompt
     )
-    if problems:
-        feedback.append(f"Naturalness: {'; '.join(problems)}.")
+    problems += [f"natural: {p}" for p in natural_problems if "words long" not in p]
     references = [
         r for r in gold.get("reference_hindsight_prompts") or [] if r != exclude_reference
     ]
     if references:
         components["closeness"] = max(tx.token_f1(prompt, r) for r in references)
-        if components["closeness"] < 0.5:
-            feedback.append(
-                f"Closeness: a faithful request for this run reads like: {references[0]!r}"
-            )
+    components["usable"] = 0.0 if problems else 1.0
+    if problems:
+        feedback.append("Unusable: " + " ".join(f"{p.rstrip('.')}." for p in problems))
+        if references:
+            feedback.append(f"A request a reviewer would train on reads like: {references[0]!r}")
+        return 0.0, components, feedback
+    if components["anchoring"] < 1:
+        feedback.append(
+            f"Anchoring: name more of the run's key results, e.g. {', '.join(missed[:5])}."
+        )
+    if references and components["closeness"] < 0.5:
+        feedback.append(f"Closeness: a faithful request for this run reads like: {references[0]!r}")
     weights = {k: w for k, w in WEIGHTS.items() if k in components}
-    score = sum(weights[k] * components[k] for k in weights) / sum(weights.values())
-    if sim >= COPY_SIMILARITY:
-        score *= COPY_PENALTY
-    if not is_request:
-        score *= REPORT_PENALTY
-    return score, components, feedback
+    quality = sum(weights[k] * components[k] for k in weights) / sum(weights.values())
+    return USABLE_FLOOR + (1 - USABLE_FLOOR) * quality, components, feedback
 
 
 class JudgeHindsightPrompt(dspy.Signature):
@@ -288,7 +296,8 @@ def make_fidelity_metric(judge_lm: dspy.LM | None = None):
                     if not verdict.fully_satisfied
                     else "Judge: a real user would not ask this"
                 )
-            score = (1 - JUDGE_WEIGHT) * score + JUDGE_WEIGHT * components["judge"]
+            if score > 0:
+                score = (1 - JUDGE_WEIGHT) * score + JUDGE_WEIGHT * components["judge"]
         return _prediction(score, components, feedback)
 
     return relabel_fidelity
