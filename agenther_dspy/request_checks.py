@@ -29,7 +29,8 @@ AGENT_SPEECH = re.compile(
     r"\b(?:have a (?:great|nice|good|wonderful|safe|pleasant)\b"
     r"|is there anything else|anything else (?:i|we) can"
     r"|let me know\b|feel free\b|(?:i|we) apologi[sz]e|i'?m sorry|sorry for"
-    r"|thank you for (?:contacting|reaching|your|choosing|calling|flying|using)"
+    r"|thank you for (?:contacting|reaching|your|choosing|calling|flying|using|\w+ing\b)"
+    r"|enjoy your\b"
     r"|thanks for (?:contacting|reaching|your|choosing|calling|flying|using)"
     r"|how (?:can|may) i (?:help|assist)|i (?:can|will|'ll) (?:help|assist|go ahead|proceed)"
     r"|(?<!do )(?<!did )i (?:have|'ve) (?:cancel|book|updat|chang|process|modif|upgrad|add"
@@ -60,6 +61,13 @@ ACTION_WORDS = frozenset(
     convert export save draft generate refuel renew exchange return replace toggle submit
     open close merge rename sign""".split()
 )
+# Rules about writing the request, not the request: "(Do not mention the gift card.)".
+ABOUT_REQUEST = re.compile(
+    r"\b(?:the|this|a|new) (?:user )?request (?:must|should|may|will)\b"
+    r"|\b(?:do not|don't|must not|never) (?:mention|require|ask for|include|name)\b"
+    r"|\bwithout mentioning\b|\bin the user's voice\b",
+    re.IGNORECASE,
+)
 FIELD_NAMES = re.compile(
     r"\b(?:hindsight_prompt|is_valid_replay|is_valid|not_achieved|key_observations|"
     r"rejection_reason|failure_reason|original_prompt|final_answer|trajectory)\b"
@@ -87,22 +95,48 @@ class RunEvidence:
     shown: str  # observations, action inputs and final answer: anything the run shows
     known: str  # what the user or the agent supplied: action inputs and the user's own words
     returned: str  # what tools and the final answer returned
+    succeeded: str = ""  # everything but the steps whose tool call failed
+    goal: str = ""  # the original prompt: the user knew the places and names it mentions
 
     @classmethod
     def of(cls, trajectory: Trajectory) -> RunEvidence:
         inputs, user, returned = [], [], [trajectory.final_answer]
+        succeeded = [trajectory.final_answer]
         for step in trajectory.steps:
-            inputs.append(json.dumps(step.action_input, ensure_ascii=False))
+            step_input = json.dumps(step.action_input, ensure_ascii=False)
+            inputs.append(step_input)
             if step.action_name in USER_TURN_ACTIONS:
                 user.append(step.observation)
+                succeeded += [step_input, step.observation]
             else:
                 returned.append(step.observation)
+                if not failed_call(step.observation):
+                    succeeded += [step_input, step.observation]
         user.append(str(trajectory.metadata.get("initial_user_message") or ""))
         user.append(trajectory.original_prompt)  # the user's goal: they knew all of it
         known = "\n".join(inputs + user)
         shown = "\n".join([*inputs, *user[:-1]])
         returned_text = "\n".join(returned)
-        return cls(shown=f"{shown}\n{returned_text}", known=known, returned=returned_text)
+        return cls(
+            shown=f"{shown}\n{returned_text}",
+            known=known,
+            returned=returned_text,
+            succeeded="\n".join([*succeeded, *user[:-1]]),
+            goal=trajectory.original_prompt,
+        )
+
+
+_FAILURE = re.compile(
+    r"^\s*(?:\{?\s*\"?error|error\b|exception|traceback)|\b(?:command not found|no such file"
+    r"|permission denied|not authori[sz]ed|forbidden|timed out|status(?: code)?:? [45]\d\d)\b"
+    r"|\b[45]\d\d (?:client|server) error\b",
+    re.IGNORECASE,
+)
+
+
+def failed_call(observation: str) -> bool:
+    """Whether a tool's answer says the call failed (an error, not an empty result)."""
+    return bool(_FAILURE.search(observation[:400]))
 
 
 def _occurs(kind: str, value: str, text: str, numbers: set[str]) -> bool:
@@ -123,11 +157,22 @@ _NAMED = re.compile(
 _TRAILING_VALUE = re.compile(r":\s*([^:]{1,40}?)[.!]?$")
 
 
+_STRICT = re.compile(r"https?://[^\s)\]>,'\"]+[^\s)\]>,'\".?!]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
 def mentions(text: str) -> list[tuple[str, str]]:
-    """The checkable specifics of a text plus its file names, paths and slugs."""
-    found = tx.specifics(text)
+    """The checkable specifics of a text plus its URLs, emails, file names, paths and slugs."""
+    found = [("id", m) for m in _STRICT.findall(text)]
+    found += [f for f in tx.specifics(text) if not any(f[1] in m for _, m in found)]
+    text = _STRICT.sub(" ", text)
     found += [("slug", m) for m in _NAMED.findall(text) if ("id", m) not in found]
     return found
+
+
+def _numbers(text: str) -> set[str]:
+    """The text's numbers, with "05" also as "5" so "4 May" matches "2024-05-04"."""
+    found = tx.numbers(text)
+    return found | {n.lstrip("0") or "0" for n in found}
 
 
 def _ids_in(text: str) -> set[str]:
@@ -167,6 +212,13 @@ def _default_grams() -> set[tuple[str, ...]]:
     return _DEFAULT_GRAMS
 
 
+# A question followed by its answer: "Which flight did I take? It's HAT271."
+_ANSWER_AFTER_QUESTION = re.compile(
+    r"\?\s*\(?(?:(?:it|that|this|they|these|the answer)(?:'s|’s| is| was| are| were| will be)"
+    r"|about|around)\b"
+    r"|\b(?:should|ought to) be (?:about |around )?[$€£]?\d",
+    re.IGNORECASE,
+)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _STATING = re.compile(
     r"\b(?:is|are|was|were|costs?|will cost|totals?|comes? to|equals?|came to|returned|shows?)"
@@ -254,8 +306,8 @@ def check_request(
         )
     if BARE_REPLY.search(text):
         add("bare_reply", "it is a reply inside a conversation, not a request that stands alone.")
-    if match := FIELD_NAMES.search(text):
-        add("instruction_text", f"it names a program field ({match.group(0)!r}).")
+    if match := FIELD_NAMES.search(text) or ABOUT_REQUEST.search(text):
+        add("instruction_text", f"it carries instruction text ({match.group(0)!r}).")
     else:
         grams = _default_grams() if instructions is None else instruction_ngrams(list(instructions))
         copied = instruction_ngrams([text]) & grams
@@ -266,17 +318,19 @@ def check_request(
                 "write the user's request, not the rules for writing one.",
             )
 
-    shown_numbers, known_numbers = tx.numbers(evidence.shown), tx.numbers(evidence.known)
+    shown_numbers, known_numbers = _numbers(evidence.shown), _numbers(evidence.known)
     shown_ids = _ids_in(evidence.shown)
     specifics = mentions(text)
-    truncated, absent, answers, context = [], [], [], 0
+    succeeded_numbers = _numbers(evidence.succeeded)
+    truncated, absent, answers, failed_only, context = [], [], [], [], 0
     for kind, value in specifics:
         if kind == "slug":  # a file or slug counts as context when known, else says nothing
             context += value.lower() in evidence.known.lower()
             continue
         if kind == "name" and value.isupper() and len(value) <= 4:
             continue  # an acronym (HTTP, SSO, USB) is vocabulary, not a value to ground
-        if not _occurs(kind, value, evidence.shown, shown_numbers):
+        where = f"{evidence.shown}\n{evidence.goal}" if kind == "name" else evidence.shown
+        if not _occurs(kind, value, where, shown_numbers):
             whole = [
                 i for i in shown_ids if i != value and value.lower() in i.lower() and len(i) > 3
             ]
@@ -285,6 +339,8 @@ def check_request(
             else:
                 absent.append(value)
             continue
+        if not _occurs(kind, value, evidence.succeeded, succeeded_numbers):
+            failed_only.append(value)
         if _occurs(kind, value, evidence.known, known_numbers):
             context += 1
         elif kind == "number" and _stated(value, text):
@@ -300,6 +356,12 @@ def check_request(
             f"it names values the run never shows: {', '.join(absent[:MAX_SHOWN])}; "
             "use only values from the run's observations, inputs and final answer.",
         )
+    if failed_only:
+        add(
+            "asks_failed",
+            f"it names {', '.join(failed_only[:MAX_SHOWN])}, which the run only used in tool "
+            "calls that failed; ask only for what succeeded.",
+        )
     trailing = _TRAILING_VALUE.search(text)
     if (
         trailing
@@ -307,6 +369,8 @@ def check_request(
         and trailing.group(1).lower() not in evidence.known.lower()
     ):
         answers.append(trailing.group(1))
+    if (match := _ANSWER_AFTER_QUESTION.search(text)) and is_lookup(text):
+        answers.append(match.group(0).strip("? ("))
     if answers and is_lookup(text):
         add(
             "answer_inside",

@@ -92,7 +92,7 @@ def reviewer_agreement() -> None:
         good = [s for s, row, _ in scored if row["verdict"] == "train"]
         bad = [s for s, row, _ in scored if row["verdict"] == "reject"]
         above = [
-            (s, row, f) for s, row, f in scored if row["verdict"] == "reject" and s > REJECT_CEILING
+            (s, row) for s, row, _ in scored if row["verdict"] == "reject" and s > REJECT_CEILING
         ]
         print(
             f"{split:<7}{len(scored):>6}{len(good):>7}{len(bad):>8}"

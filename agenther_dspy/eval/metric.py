@@ -49,7 +49,6 @@ META_WORDS = (
     "trajectory",
     "trajectories",
     "hindsight",
-    "failed",
     "relabel",
     "the run",
     "tool call",
@@ -64,7 +63,8 @@ REQUEST_STARTS = frozenset(
     diagnose reset enable disable turn switch verify confirm review translate recommend suggest
     is are do does let tell we our prepare pick choose rebook refund open close install deploy
     restart roll investigate query count rank estimate outline describe put move merge request
-    transfer apply use return resend top refuel renew register sign upload download""".split()
+    transfer apply use return resend top refuel renew register sign upload download push
+    scrape read pay charge ship swap bump hold keep take bring print plan""".split()
 )
 REPORT_STARTS = (
     "the agent",
@@ -141,10 +141,29 @@ def anchoring(prompt: str, key_facts: list[str]) -> tuple[float, list[str]]:
     return min(1.0, len(hit) / min(ANCHOR_SATURATION, len(key_facts))), missed
 
 
+_ASKING_PHRASE = re.compile(
+    r"\b(?:please|tell me|show me|give me|send me|get me|let me know|can you|could you|"
+    r"would you|i want|i need|i'd like|i would like|help me)\b"
+)
+# A finite verb of a statement: a text with one and no clause that asks reports.
+_STATES = re.compile(
+    r"\b(?:was|were|is|are|has been|have been|had|lists|shows|returned|landed|reached)\b"
+)
+
+
 def _asks(sentence: str) -> bool:
-    first = sentence.split(" ", 1)[0].strip(",.:;!?\"'")
-    first = re.split(r"['’]", first)[0]  # what's → what, i'd → i
-    return first in REQUEST_STARTS or sentence.rstrip().endswith("?")
+    """A sentence, or one of its clauses, that asks for something."""
+    if sentence.rstrip().endswith("?") or _ASKING_PHRASE.search(sentence):
+        return True
+    for index, clause in enumerate(re.split(r"[,;:(]\s*|\s+(?:and|then|so|but)\s+", sentence)):
+        first = re.split(r"['’]", clause.strip().split(" ", 1)[0].strip(",.:;!?\"'"))[0]
+        # Inside a sentence "which"/"that" start a relative clause, not a question.
+        if first in REQUEST_STARTS and (index == 0 or first not in QUESTION_WORDS):
+            return True
+    return False
+
+
+QUESTION_WORDS = frozenset("what which who where when how is are do does".split())
 
 
 def naturalness(prompt: str, original_prompt: str) -> tuple[float, list[str], float, bool]:
@@ -156,10 +175,11 @@ def naturalness(prompt: str, original_prompt: str) -> tuple[float, list[str], fl
     sentences = [s for s in re.split(r"(?<=[.!?:;])\s+", lowered) if s]
     opening = sentences[0] if sentences else ""
     first = opening.split(" ", 1)[0].strip(",.:;!?\"'")
+    reports_alone = first.endswith("ed") or first in REPORT_VERBS or _STATES.search(lowered)
     is_report = (
         opening.startswith(REPORT_STARTS)
         or any(m in lowered for m in REPORT_MARKERS)
-        or ((first.endswith("ed") or first in REPORT_VERBS) and not any(map(_asks, sentences)))
+        or (bool(reports_alone) and not any(map(_asks, sentences)))
     )
     is_request = bool(sentences) and not is_report
     form = 1.0 if is_request and not is_report else 0.0
