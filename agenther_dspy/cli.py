@@ -331,7 +331,7 @@ def run(
         raise typer.Exit(130)  # 128 + SIGINT, as for any interrupted command
     if hf_dataset:
         from agenther_dspy.formats.hf import write_hf_dataset
-        from agenther_dspy.tracking import program_hash
+        from agenther_dspy.modules.program import program_hash
 
         rows = (json.loads(line) for line in output.read_text().splitlines() if line.strip())
         card = {
@@ -503,7 +503,8 @@ def evaluate(
     from agenther_dspy.lm import LMConfigError, build_lm
     from agenther_dspy.lm.factory import configure_cache
     from agenther_dspy.optimizers import ProgramError
-    from agenther_dspy.tracking import scrub, tracked_run
+    from agenther_dspy.redaction import scrub
+    from agenther_dspy.tracking import tracked_run
 
     try:
         path = resolve_dataset(dataset, split)
@@ -622,8 +623,9 @@ def compile_command(
     from agenther_dspy.lm.factory import configure_cache
     from agenther_dspy.optimizers import save_program
     from agenther_dspy.optimizers.compile import OPTIMIZERS, compile_program, plan
+    from agenther_dspy.redaction import scrub
     from agenther_dspy.signatures import signature_hash
-    from agenther_dspy.tracking import dspy_traces, log_program_model, scrub, tracked_run
+    from agenther_dspy.tracking import dspy_traces, log_program_model, tracked_run
 
     try:
         train, dev = load_labeled(trainset), load_labeled(devset)
@@ -750,8 +752,9 @@ def _program_params(
     judge_model: str | None,
 ) -> dict:
     """What `run` and `evaluate` log about the program they ran, scrubbed of secrets."""
+    from agenther_dspy.modules.program import program_hash
+    from agenther_dspy.redaction import scrub
     from agenther_dspy.signatures import signature_hash
-    from agenther_dspy.tracking import program_hash, scrub
 
     return scrub(
         {
@@ -818,7 +821,8 @@ def _make_program(
     otherwise a fresh program with the stages the flags ask for. `settings` are θ, δ, K and
     the judge LM.
     """
-    from agenther_dspy.optimizers import load_program, shipped_program
+    from agenther_dspy.optimizers import shipped_program
+    from agenther_dspy.programs import open_program
 
     if program_file:
         err_console.print(f"Using the compiled program {program_file}", highlight=False)
@@ -832,7 +836,7 @@ def _make_program(
             )
             program_file = str(shipped)
     if program_file:
-        return load_program(program_file, tracking_uri=tracking_uri, **settings), program_file
+        return open_program(program_file, tracking_uri=tracking_uri, **settings), program_file
     fresh = HindsightRelabeler(
         llm_detector=llm_detector,
         llm_extractor=llm_extractor,

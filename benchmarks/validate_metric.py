@@ -20,8 +20,8 @@ from pathlib import Path
 from agenther_dspy.eval import load_labeled
 from agenther_dspy.eval.dataset import SPLITS, shipped_dir
 from agenther_dspy.eval.metric import evidence_text, score_prompt
-from agenther_dspy.eval.text import numbers
 from agenther_dspy.schema import Trajectory
+from agenther_dspy.text import numbers
 
 
 def invent_number(prompt: str, evidence: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import dspy
 
-from agenther_dspy.eval import text as tx
+from agenther_dspy import text as tx
 from agenther_dspy.eval.dataset import LabeledSet
 from agenther_dspy.eval.metric import relabel_fidelity
 

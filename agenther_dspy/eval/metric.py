@@ -31,8 +31,9 @@ from typing import Any
 
 import dspy
 
-from agenther_dspy.eval import text as tx
+from agenther_dspy import text as tx
 from agenther_dspy.schema import Trajectory
+from agenther_dspy.text import COPY_SIMILARITY  # at or above: a near-copy, the score is halved
 
 WEIGHTS = {
     "grounding": 0.30,
@@ -41,7 +42,6 @@ WEIGHTS = {
     "naturalness": 0.15,
     "closeness": 0.15,
 }
-COPY_SIMILARITY = 0.8  # at or above: a near-copy, the score is halved
 COPY_PENALTY = 0.5
 REPORT_PENALTY = 0.6  # a statement of what happened is not a request: unusable as a user turn
 DISTINCT_BELOW = 0.7  # at or below: distinct enough from the original prompt

@@ -7,6 +7,8 @@ predictor names (`detector.predict`, `extractor.predict`, `relabeler.relabel`,
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import dspy
@@ -116,3 +118,10 @@ def judge_required(prediction: dspy.Prediction) -> dspy.Prediction:
         return prediction
     rejected = rejection(prediction.attempts, prediction.relabel, prediction.verdict)
     return dspy.Prediction(**{**dict(prediction.items()), **dict(rejected.items())})
+
+
+def program_hash(program: dspy.Module) -> str:
+    """A hash of a program's learned state (instructions and demos), independent of its path:
+    it ties a results file, an MLflow run or a dataset card to the exact program."""
+    state = json.dumps(program.dump_state(), sort_keys=True, default=str)
+    return hashlib.sha256(state.encode()).hexdigest()[:16]

@@ -23,15 +23,14 @@ import dspy
 from dspy.utils.exceptions import AdapterParseError
 from pydantic import ValidationError
 
-from agenther_dspy.eval.text import similarity
 from agenther_dspy.schema import Relabel, ReplayOutcome, Verdict
 from agenther_dspy.signatures import RelabelTrajectory, VerifyRelabel
+from agenther_dspy.text import COPY_SIMILARITY, similarity
 
 FIRST_TEMPERATURE = 0.3
 RETRY_TEMPERATURE = 0.7
 JUDGE_TEMPERATURE = 0.0
 FALLBACK_FACTOR = 0.8
-COPY_SIMILARITY = 0.8  # the fidelity metric's threshold for a near-copy
 
 # An answer the adapter could not parse, or whose values break the stage's types, costs
 # one attempt; anything else (network, auth) is not the attempt's fault and propagates.
