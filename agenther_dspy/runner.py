@@ -49,20 +49,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import dspy
-from dspy.utils.exceptions import AdapterParseError
-from dspy.utils.usage_tracker import UsageTracker
-from pydantic import ValidationError
 
 from agenther_dspy.augment import export_row, sample_from_prediction
+from agenther_dspy.execution import execute, short_error
 from agenther_dspy.formats import InvalidRecord, Record
 from agenther_dspy.schema import AugmentedSample, OutputFormat
 
 STATUSES = ("accepted", "rejected", "skipped", "error", "invalid")
-# An answer that does not parse, or whose values break the stage's types, is a property of
-# the trajectory and the model, not a transient fault: the trajectory is rejected. (The
-# relabeler already spends one of its attempts on each such answer; detect and extract get
-# the adapter's one JSON fallback call.)
-ANSWER_ERRORS = (AdapterParseError, ValidationError)
 IN_FLIGHT_PER_WORKER = 2
 # Finished results wait for earlier ones to keep the files in input order; past this many
 # unwritten records, no new record starts until the oldest one is done.
@@ -191,67 +184,6 @@ def count_input_records(path: str | Path) -> int | None:
 # ---------------------------------------------------------------------------- per record
 
 
-class _RecordUsage(UsageTracker):
-    """DSPy's usage tracker for one record, also counting the LM calls it sees: DSPy reports
-    each answer that came from the LM (not from its cache) to the tracker of the context the
-    call ran in, so a tracker per record in the record's own thread needs no lock."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
-        self.calls += 1
-        super().add_usage(lm, usage_entry)
-
-
-_STAGE_NAMES = {
-    "detector": "detect",
-    "extractor": "extract",
-    "relabeler": "relabel",
-    "relabeler.relabel": "relabel",
-    "relabeler.judge": "judge",
-}
-
-
-def stage_map(program: dspy.Module) -> dict[int, str]:
-    """id(sub-module) → the stage it belongs to, from the program's attribute names."""
-    stages: dict[int, str] = {}
-    for name, module in program.named_sub_modules():
-        name = name.removeprefix("self").lstrip(".")
-        if name in _STAGE_NAMES:
-            stages[id(module)] = _STAGE_NAMES[name]
-        elif name and name.split(".")[0] in _STAGE_NAMES:
-            stages.setdefault(id(module), _STAGE_NAMES[name.split(".")[0]])
-    return stages
-
-
-def stage_of_error(error: BaseException, stage_of: dict[int, str]) -> str:
-    """The innermost stage on the error's traceback: where the record stopped."""
-    stage = ""
-    frame = error.__traceback__
-    while frame is not None:
-        owner = frame.tb_frame.f_locals.get("self")
-        if owner is not None and id(owner) in stage_of:
-            stage = stage_of[id(owner)]
-        frame = frame.tb_next
-    return stage
-
-
-def _tokens(usage: dict[str, dict[str, Any]]) -> tuple[int, int]:
-    prompt = completion = 0
-    for entry in usage.values():
-        prompt += int(entry.get("prompt_tokens") or entry.get("input_tokens") or 0)
-        completion += int(entry.get("completion_tokens") or entry.get("output_tokens") or 0)
-    return prompt, completion
-
-
-def _short(error: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(error).split())
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
-    return f"{type(error).__name__}: {text}"
-
-
 def process_record(
     program: dspy.Module,
     record: Record,
@@ -259,71 +191,37 @@ def process_record(
     output_format: OutputFormat | str,
     *,
     settings: dict[str, Any] | None = None,
-    stage_of: dict[int, str] | None = None,
     keep_history: bool = False,
 ) -> TrajectoryResult:
-    """Run the program on one record in the calling thread; every failure becomes a result.
-
-    `settings` are the caller's DSPy settings (a worker thread does not inherit the
-    `dspy.context` of the thread that started it); the LM, a fresh trace and a usage
-    tracker of its own are set per record on top of them. (Counting with a DSPy callback
-    would work too, but any callback makes DSPy bind the arguments of every module, adapter
-    and LM call with `inspect`: about 1.5 ms of CPU per trajectory here.)
-    """
+    """Run the program on one record in the calling thread (`execution.execute`); every
+    failure becomes a result. `settings` are the caller's DSPy settings."""
     trajectory = record.trajectory
-    usage = _RecordUsage()
-    overrides = dict(settings if settings is not None else dspy.settings.copy())
-    overrides["usage_tracker"] = usage
-    overrides["trace"] = []  # per record, instead of DSPy's process-wide list
-    if lm is not None:
-        overrides["lm"] = lm
-    if not keep_history:
-        overrides["disable_history"] = True  # DSPy keeps 10,000 calls per LM otherwise
-    base = {
-        "key": trajectory.trajectory_id,
-        "trajectory_id": trajectory.trajectory_id,
-        "file": record.file,
-        "line": record.line,
-        "index": record.index,
-    }
-    started = time.perf_counter()
-    prediction = error = None
-    with dspy.context(**overrides):
-        try:
-            prediction = program(trajectory=trajectory)
-        except Exception as caught:  # an LM failure after its retries, or a bad answer
-            error = caught
-    prompt_tokens, completion_tokens = _tokens(usage.get_total_tokens())
-    cost = {
-        "lm_calls": usage.calls,
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "seconds": round(time.perf_counter() - started, 4),
-    }
-    if error is not None:
-        status = "rejected" if isinstance(error, ANSWER_ERRORS) else "error"
-        reason = _short(error)
-        if status == "rejected":
-            reason = f"unparseable answer: {reason}"
-        stage = stage_of_error(error, stage_of or {})
-        return TrajectoryResult(**base, status=status, stage=stage, reason=reason, **cost)
-    relabel = getattr(prediction, "relabel", None)
-    verdict = getattr(prediction, "verdict", None)
-    analysis = getattr(prediction, "analysis", None)
+    run = execute(program, trajectory, lm=lm, settings=settings, keep_history=keep_history)
+    relabel, verdict, analysis = run.relabel, run.verdict, run.analysis
+    sample = None
+    if run.prediction is not None:
+        sample = sample_from_prediction(trajectory, run.prediction, output_format)
     return TrajectoryResult(
-        **base,
-        status=prediction.status,
-        stage=prediction.stage,
-        reason=prediction.reason,
-        confidence=round(float(prediction.confidence), 4),
+        key=trajectory.trajectory_id,
+        trajectory_id=trajectory.trajectory_id,
+        status=run.status,
+        stage=run.stage,
+        reason=run.reason,
+        file=record.file,
+        line=record.line,
+        index=record.index,
+        confidence=round(run.confidence, 4),
         relabel_confidence=relabel.confidence if relabel is not None else None,
         judge_confidence=verdict.confidence if verdict is not None else None,
-        single_judge=bool(prediction.single_judge),
+        single_judge=run.single_judge,
         severity_weight=analysis.severity_weight if analysis is not None else None,
         failure_type=analysis.failure_type if analysis is not None else None,
-        attempts=len(getattr(prediction, "attempts", None) or []),
-        sample=sample_from_prediction(trajectory, prediction, output_format),
-        **cost,
+        attempts=run.attempts,
+        lm_calls=run.lm_calls,
+        prompt_tokens=run.prompt_tokens,
+        completion_tokens=run.completion_tokens,
+        seconds=round(run.seconds, 4),
+        sample=sample,
     )
 
 
@@ -581,7 +479,7 @@ class _Workers:
                     record.trajectory.trajectory_id,
                     "error",
                     "",
-                    _short(error),
+                    short_error(error),
                     record.file,
                     record.line,
                     record.index,
@@ -729,7 +627,6 @@ def run_batch(
         if on_start is not None:
             on_start(state)
         settings = dspy.settings.copy()
-        stage_of = stage_map(program)
 
         def run_one(record: Record) -> TrajectoryResult:
             return process_record(
@@ -738,7 +635,6 @@ def run_batch(
                 lm,
                 output_format,
                 settings=settings,
-                stage_of=stage_of,
                 keep_history=keep_history,
             )
 

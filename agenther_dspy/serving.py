@@ -57,9 +57,10 @@ class RelabelerModel(mlflow.pyfunc.PythonModel):
         )
 
     def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints as a schema
-        import dspy
         import pandas as pd
+        from pydantic import ValidationError
 
+        from agenther_dspy.execution import execute, short_error
         from agenther_dspy.schema import Trajectory
 
         rows = []
@@ -67,37 +68,32 @@ class RelabelerModel(mlflow.pyfunc.PythonModel):
             record = {key: _cell(value) for key, value in record.items() if value is not None}
             try:
                 trajectory = Trajectory.model_validate(record)
-                with dspy.context(lm=self.lm):
-                    prediction = self.program(trajectory=trajectory)
-            except Exception as error:  # one bad row is a result, not a failed batch
-                rows.append(
-                    {
-                        "trajectory_id": record.get("trajectory_id", ""),
-                        "status": "error",
-                        "stage": "",
-                        "reason": f"{type(error).__name__}: {error}"[:300],
-                        "hindsight_prompt": "",
-                        "confidence": 0.0,
-                        "single_judge": False,
-                        "severity_weight": 0.0,
-                    }
-                )
+            except ValidationError as error:  # one bad row is a result, not a failed batch
+                rows.append(_row(record.get("trajectory_id", ""), "error", short_error(error)))
                 continue
+            run = execute(self.program, trajectory, lm=self.lm)
+            analysis, relabel = run.analysis, run.relabel
             rows.append(
-                {
-                    "trajectory_id": prediction.trajectory_id,
-                    "status": prediction.status,
-                    "stage": prediction.stage,
-                    "reason": prediction.reason,
-                    "hindsight_prompt": prediction.relabel.hindsight_prompt
-                    if prediction.status == "accepted"
-                    else "",
-                    "confidence": float(prediction.confidence),
-                    "single_judge": bool(prediction.single_judge),
-                    "severity_weight": float(prediction.analysis.severity_weight),
-                }
+                _row(
+                    trajectory.trajectory_id,
+                    run.status,
+                    run.reason,
+                    stage=run.stage,
+                    hindsight_prompt=relabel.hindsight_prompt if run.status == "accepted" else "",
+                    confidence=run.confidence,
+                    single_judge=run.single_judge,
+                    severity_weight=float(analysis.severity_weight) if analysis else 0.0,
+                )
             )
         return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def _row(trajectory_id: str, status: str, reason: str, **values: Any) -> dict[str, Any]:
+    """One output row; what a failed run does not have is empty or zero."""
+    row = dict.fromkeys(RESULT_COLUMNS, "")
+    row.update(confidence=0.0, single_judge=False, severity_weight=0.0)
+    row.update(trajectory_id=trajectory_id, status=status, reason=reason, **values)
+    return row
 
 
 mlflow.models.set_model(RelabelerModel())

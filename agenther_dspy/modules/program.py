@@ -17,6 +17,7 @@ from agenther_dspy.modules.detector import LMFailureDetector, RuleFailureDetecto
 from agenther_dspy.modules.extractor import LMOutcomeExtractor, RuleOutcomeExtractor
 from agenther_dspy.modules.relabeler import Relabeler, rejection
 from agenther_dspy.modules.render import render_trajectory
+from agenther_dspy.modules.stages import tagged
 from agenther_dspy.schema import Trajectory
 
 
@@ -66,18 +67,21 @@ class HindsightRelabeler(dspy.Module):
             "attempts": [],
         }
 
-        analysis = self.detector(trajectory=trajectory, rendered=rendered).analysis
+        with tagged("detect"):
+            analysis = self.detector(trajectory=trajectory, rendered=rendered).analysis
         result["analysis"] = analysis
         gate = self._gate_reason(analysis)
         if gate:
             return dspy.Prediction(**result, status="skipped", stage="detect", reason=gate)
 
-        outcome = self.extractor(trajectory=trajectory, rendered=rendered).outcome
+        with tagged("extract"):
+            outcome = self.extractor(trajectory=trajectory, rendered=rendered).outcome
         result["outcome"] = outcome
 
-        decision = self.relabeler(
-            rendered=rendered, original_prompt=trajectory.original_prompt, outcome=outcome
-        )
+        with tagged("relabel"):
+            decision = self.relabeler(
+                rendered=rendered, original_prompt=trajectory.original_prompt, outcome=outcome
+            )
         judged = any("verdict" in attempt for attempt in decision.attempts)
         result.update(
             relabel=decision.relabel,

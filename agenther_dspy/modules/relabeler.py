@@ -20,9 +20,8 @@ attempt.
 from __future__ import annotations
 
 import dspy
-from dspy.utils.exceptions import AdapterParseError
-from pydantic import ValidationError
 
+from agenther_dspy.modules.stages import ANSWER_ERRORS, tagged
 from agenther_dspy.schema import Relabel, ReplayOutcome, Verdict
 from agenther_dspy.signatures import RelabelTrajectory, VerifyRelabel
 from agenther_dspy.text import COPY_SIMILARITY, similarity
@@ -31,10 +30,6 @@ FIRST_TEMPERATURE = 0.3
 RETRY_TEMPERATURE = 0.7
 JUDGE_TEMPERATURE = 0.0
 FALLBACK_FACTOR = 0.8
-
-# An answer the adapter could not parse, or whose values break the stage's types, costs
-# one attempt; anything else (network, auth) is not the attempt's fault and propagates.
-ANSWER_ERRORS = (AdapterParseError, ValidationError, ValueError)
 
 
 class Relabeler(dspy.Module):
@@ -104,7 +99,7 @@ class Relabeler(dspy.Module):
             attempts.append(record)
             try:
                 proposal = self.propose(rendered, outcome, attempt)
-            except ANSWER_ERRORS as exc:
+            except ANSWER_ERRORS as exc:  # costs this attempt; other errors end the run
                 record["outcome"] = f"unparseable answer: {_short(exc)}"
                 continue
             record["relabel"] = proposal.model_dump()
@@ -122,7 +117,8 @@ class Relabeler(dspy.Module):
                 record["outcome"] = f"confidence {proposal.confidence:.2f} below {threshold:.2f}"
                 continue
             try:
-                verdict = self.verify(rendered, proposal.hindsight_prompt)
+                with tagged("judge"):  # the program tags the rest of this stage "relabel"
+                    verdict = self.verify(rendered, proposal.hindsight_prompt)
             except ANSWER_ERRORS as exc:
                 record["outcome"] = f"second judge unparseable: {_short(exc)}"
                 continue
