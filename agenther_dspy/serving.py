@@ -40,21 +40,24 @@ def _cell(value: Any) -> Any:
 
 class RelabelerModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
-        from agenther_dspy.lm import build_lm
         from agenther_dspy.optimizers.saving import load_program
+        from agenther_dspy.settings import LMSettings, ProgramSettings
 
         config = dict(context.model_config or {})
-        self.lm = build_lm(
-            config.get("model", "local"),
+        lm = LMSettings(
+            model=config.get("model", LMSettings.model),
             base_url=config.get("base_url"),
             api_key_env=config.get("api_key_env"),
         )
-        self.program = load_program(
-            context.artifacts["program"],
-            min_confidence=float(config.get("min_confidence", 0.5)),
-            severity_threshold=float(config.get("severity_threshold", 0.3)),
-            max_attempts=int(config.get("max_attempts", 3)),
+        settings = ProgramSettings(
+            min_confidence=float(config.get("min_confidence", ProgramSettings.min_confidence)),
+            severity_threshold=float(
+                config.get("severity_threshold", ProgramSettings.severity_threshold)
+            ),
+            max_attempts=int(config.get("max_attempts", ProgramSettings.max_attempts)),
         )
+        self.lm = lm.build()
+        self.program = load_program(context.artifacts["program"], **settings.limits())
 
     def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints as a schema
         import pandas as pd

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,22 @@ class TrackedRun:
             copy.write_text(scrub(path.read_text(encoding="utf-8")), encoding="utf-8")
             self._mlflow.log_artifact(str(copy), artifact_path)
 
+    def log_program_model(
+        self,
+        program_path: str | Path,
+        *,
+        model_config: dict[str, Any],
+        registered_model_name: str | None = None,
+    ) -> None:
+        """The saved program as an MLflow model of this run (see `log_program_model`)."""
+        log_program_model(
+            program_path, model_config=model_config, registered_model_name=registered_model_name
+        )
+
+    def traces(self, enabled: bool = True) -> AbstractContextManager[None]:
+        """Inside, DSPy calls are traced into this run (see `dspy_traces`)."""
+        return dspy_traces(enabled)
+
 
 class _Untracked(TrackedRun):
     run_id = ""
@@ -68,6 +84,18 @@ class _Untracked(TrackedRun):
 
     def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
         pass
+
+    def log_program_model(
+        self,
+        program_path: str | Path,
+        *,
+        model_config: dict[str, Any],
+        registered_model_name: str | None = None,
+    ) -> None:
+        pass
+
+    def traces(self, enabled: bool = True) -> AbstractContextManager[None]:
+        return nullcontext()
 
 
 @contextmanager

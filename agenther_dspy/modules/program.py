@@ -19,19 +19,20 @@ from agenther_dspy.modules.relabeler import Relabeler, rejection
 from agenther_dspy.modules.render import render_trajectory
 from agenther_dspy.modules.stages import tagged
 from agenther_dspy.schema import Trajectory
+from agenther_dspy.settings import ProgramSettings
 
 
 class HindsightRelabeler(dspy.Module):
     def __init__(
         self,
         *,
-        min_confidence: float = 0.5,
-        severity_threshold: float = 0.3,
-        max_attempts: int = 3,
-        llm_detector: bool = False,
-        llm_extractor: bool = True,
+        min_confidence: float = ProgramSettings.min_confidence,
+        severity_threshold: float = ProgramSettings.severity_threshold,
+        max_attempts: int = ProgramSettings.max_attempts,
+        llm_detector: bool = ProgramSettings.llm_detector,
+        llm_extractor: bool = ProgramSettings.llm_extractor,
         judge_lm: dspy.LM | None = None,
-        single_judge_fallback: bool = True,
+        single_judge_fallback: bool = ProgramSettings.single_judge_fallback,
     ) -> None:
         super().__init__()
         if not 0.0 <= severity_threshold <= 1.0:
@@ -46,6 +47,19 @@ class HindsightRelabeler(dspy.Module):
             max_attempts=max_attempts,
             judge_lm=judge_lm,
             single_judge_fallback=single_judge_fallback,
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: ProgramSettings, judge_lm: dspy.LM | None = None
+    ) -> HindsightRelabeler:
+        """A fresh program; the caller builds the judge LM from `settings.judge_model`."""
+        return cls(
+            **settings.limits(),
+            llm_detector=settings.llm_detector,
+            llm_extractor=settings.llm_extractor,
+            single_judge_fallback=settings.single_judge_fallback,
+            judge_lm=judge_lm,
         )
 
     @property

@@ -23,6 +23,7 @@ import dspy
 
 from agenther_dspy.modules.stages import ANSWER_ERRORS, tagged
 from agenther_dspy.schema import Relabel, ReplayOutcome, Verdict
+from agenther_dspy.settings import ProgramSettings
 from agenther_dspy.signatures import RelabelTrajectory, VerifyRelabel
 from agenther_dspy.text import COPY_SIMILARITY, similarity
 
@@ -35,10 +36,10 @@ FALLBACK_FACTOR = 0.8
 class Relabeler(dspy.Module):
     def __init__(
         self,
-        min_confidence: float = 0.5,
-        max_attempts: int = 3,
+        min_confidence: float = ProgramSettings.min_confidence,
+        max_attempts: int = ProgramSettings.max_attempts,
         judge_lm: dspy.LM | None = None,
-        single_judge_fallback: bool = True,
+        single_judge_fallback: bool = ProgramSettings.single_judge_fallback,
     ) -> None:
         super().__init__()
         if not 0.0 <= min_confidence <= 1.0:
