@@ -3,6 +3,7 @@
 `HindsightRelabeler` is the one object that is compiled, saved, evaluated and served. Its
 predictor names (`detector.predict`, `extractor.predict`, `relabeler.relabel`,
 `relabeler.judge`) are the keys of a saved program: renaming them breaks saved programs.
+So the relabel-and-verify stage (`RelabelAndVerify`) keeps the attribute name `relabeler`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import dspy
 
 from agenther_dspy.modules.detector import LMFailureDetector, RuleFailureDetector
 from agenther_dspy.modules.extractor import LMOutcomeExtractor, RuleOutcomeExtractor
-from agenther_dspy.modules.relabeler import Relabeler, rejection
+from agenther_dspy.modules.relabel import RelabelAndVerify, rejection
 from agenther_dspy.modules.render import render_trajectory
 from agenther_dspy.modules.stages import tagged
 from agenther_dspy.schema import Trajectory
@@ -42,7 +43,7 @@ class HindsightRelabeler(dspy.Module):
         self.uses_llm_extractor = llm_extractor
         self.detector = LMFailureDetector() if llm_detector else RuleFailureDetector()
         self.extractor = LMOutcomeExtractor() if llm_extractor else RuleOutcomeExtractor()
-        self.relabeler = Relabeler(
+        self.relabeler = RelabelAndVerify(
             min_confidence=min_confidence,
             max_attempts=max_attempts,
             judge_lm=judge_lm,

@@ -1,4 +1,4 @@
-"""Stage 3, relabeling with AgentHER's acceptance algorithm.
+"""Stages 3 and 4, relabel and verify: AgentHER's acceptance algorithm.
 
 For up to `max_attempts` (K) attempts, the first at temperature 0.3 and the rest at 0.7 as
 distinct requests, the relabeler proposes a hindsight prompt with a confidence c. A valid
@@ -33,7 +33,13 @@ JUDGE_TEMPERATURE = 0.0
 FALLBACK_FACTOR = 0.8
 
 
-class Relabeler(dspy.Module):
+class RelabelAndVerify(dspy.Module):
+    """Proposes hindsight prompts (`relabel`) and has a second judge check them (`judge`).
+
+    The program holds it as `relabeler`; that attribute name and these two predictor names
+    are the keys of every saved program, so they stay as they are.
+    """
+
     def __init__(
         self,
         min_confidence: float = ProgramSettings.min_confidence,
@@ -161,7 +167,7 @@ class Relabeler(dspy.Module):
 def rejection(
     attempts: list[dict], best: Relabel | None, best_verdict: Verdict | None
 ) -> dspy.Prediction:
-    """The relabeler's answer when no attempt is accepted: every attempt's reason."""
+    """The stage's answer when no attempt is accepted: every attempt's reason."""
     reasons = "; ".join(f"#{r['attempt']} {r.get('outcome', '')}" for r in attempts)
     return dspy.Prediction(
         status="rejected",
