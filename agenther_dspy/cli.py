@@ -365,7 +365,7 @@ def compile_command(
             raise InputError("the train and dev sets need at least one valid example each")
         program = HindsightRelabeler.from_settings(settings)
         the_plan = plan(optimizer, budget, program, len(train.examples), len(dev.examples))
-        if OPTIMIZERS[optimizer].needs == "reflection_lm" and not reflection_model:
+        if OPTIMIZERS[optimizer].needs_reflection_lm and not reflection_model:
             raise LMConfigError(f"{optimizer} needs --reflection-model")
         lm_settings.configure_cache()
         lm = lm_settings.build()

@@ -79,8 +79,9 @@ def _evaluate_one(
         hindsight_prompt=relabel.hindsight_prompt if relabel else "",
         confidence=run.confidence,
         score=float(result.score),
-        components=dict(result.components),
-        feedback=result.feedback,
+        # Any feedback metric will do (GEPA's contract asks only for score and feedback).
+        components=dict(result.get("components") or {}),
+        feedback=str(result.get("feedback") or ""),
         lm_calls=run.lm_calls,
         prompt_tokens=run.prompt_tokens,
         completion_tokens=run.completion_tokens,
@@ -159,13 +160,16 @@ def summarize(rows: list[EvalRow]) -> dict[str, Any]:
 
 def evaluate(
     program: dspy.Module,
-    labeled: LabeledSet,
+    labeled: LabeledSet | list[dspy.Example],
     *,
     lm: dspy.LM | None = None,
     metric: Callable = relabel_fidelity,
     threads: int = 1,
     on_row: Callable[[EvalRow], None] | None = None,
 ) -> EvalReport:
+    """Run and score every example (a labeled set, or its examples) in the caller's DSPy
+    context; `on_row` sees each row as it is scored."""
+    examples = labeled.examples if isinstance(labeled, LabeledSet) else list(labeled)
     settings = dspy.settings.copy()  # the caller's, for the worker threads too
 
     def one(example: dspy.Example) -> EvalRow:
@@ -175,8 +179,8 @@ def evaluate(
         return row
 
     if threads <= 1:
-        rows = [one(example) for example in labeled.examples]
+        rows = [one(example) for example in examples]
     else:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            rows = list(pool.map(one, labeled.examples))
+            rows = list(pool.map(one, examples))
     return EvalReport(rows, summarize(rows))

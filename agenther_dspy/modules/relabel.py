@@ -8,7 +8,7 @@ also find the run valid with confidence c2 ≥ θ; the result is accepted with c
 flagged as single-judge; otherwise the run is rejected with the reasons of every attempt.
 With `single_judge_fallback=False` the second judge is required: no fallback, and a run no
 judge accepted is rejected. Compiling chooses between the two rules on dev (see
-`optimizers.compile.search_gold_demos`); the fallback is AgentHER's default.
+`optimizers.gold.search_gold_demos`); the fallback is AgentHER's default.
 
 Unlike AgentHER, the relabeler is not shown the failed original prompt as a style reference:
 small models answer with a near-copy of it (measured: 6 of 12 relabels on the 0.5B model and
