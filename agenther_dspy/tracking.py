@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +26,31 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
 
 
 class TrackedRun:
-    """A thin handle on one active MLflow run; every value passes through `scrub`."""
+    """A thin handle on one active MLflow run, or on none when tracking is off (then every
+    call does nothing, so commands log the same way either way). Every value passes through
+    `scrub`."""
 
-    def __init__(self, mlflow_module: Any, run: Any) -> None:
+    def __init__(self, mlflow_module: Any = None, run: Any = None) -> None:
         self._mlflow = mlflow_module
-        self.run_id: str = run.info.run_id
+        self.run_id: str = run.info.run_id if run is not None else ""
 
     def log_params(self, params: dict[str, Any]) -> None:
-        clean = {k: str(scrub(v))[:6000] for k, v in params.items() if v is not None}
-        self._mlflow.log_params(clean)
+        if self._mlflow is not None:
+            clean = {k: str(scrub(v))[:6000] for k, v in params.items() if v is not None}
+            self._mlflow.log_params(clean)
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
-        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+        if self._mlflow is not None:
+            self._mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
 
     def log_json(self, data: Any, artifact_file: str) -> None:
-        self._mlflow.log_dict(scrub(data), artifact_file)
+        if self._mlflow is not None:
+            self._mlflow.log_dict(scrub(data), artifact_file)
 
     def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Log a file's scrubbed copy, so a secret can never leave inside an artifact."""
+        if self._mlflow is None:
+            return
         path = Path(path)
         with tempfile.TemporaryDirectory() as folder:
             copy = Path(folder) / path.name
@@ -58,44 +65,16 @@ class TrackedRun:
         registered_model_name: str | None = None,
     ) -> None:
         """The saved program as an MLflow model of this run (see `log_program_model`)."""
-        log_program_model(
-            program_path, model_config=model_config, registered_model_name=registered_model_name
-        )
+        if self._mlflow is not None:
+            log_program_model(
+                program_path,
+                model_config=model_config,
+                registered_model_name=registered_model_name,
+            )
 
     def traces(self, enabled: bool = True) -> AbstractContextManager[None]:
         """Inside, DSPy calls are traced into this run (see `dspy_traces`)."""
-        return dspy_traces(enabled)
-
-
-class _Untracked(TrackedRun):
-    run_id = ""
-
-    def __init__(self) -> None:
-        pass
-
-    def log_params(self, params: dict[str, Any]) -> None:
-        pass
-
-    def log_metrics(self, metrics: dict[str, float]) -> None:
-        pass
-
-    def log_json(self, data: Any, artifact_file: str) -> None:
-        pass
-
-    def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
-        pass
-
-    def log_program_model(
-        self,
-        program_path: str | Path,
-        *,
-        model_config: dict[str, Any],
-        registered_model_name: str | None = None,
-    ) -> None:
-        pass
-
-    def traces(self, enabled: bool = True) -> AbstractContextManager[None]:
-        return nullcontext()
+        return dspy_traces(enabled and self._mlflow is not None)
 
 
 @contextmanager
@@ -107,7 +86,7 @@ def tracked_run(
 ) -> Iterator[TrackedRun]:
     """An MLflow run for one command, or a no-op handle when tracking is off."""
     if not enabled:
-        yield _Untracked()
+        yield TrackedRun()
         return
     import mlflow
 
