@@ -1,8 +1,9 @@
-"""Stage 4: turn an accepted relabeling into training rows. Deterministic, no LM.
+"""Training rows from an accepted relabeling, once the program's four stages (detect,
+extract, relabel, judge) are done. Deterministic, no LM.
 
 Rows keep AgentHER's shape (`source_trajectory_id`, `format`, `hindsight_prompt`, `weight`,
-`chosen`, `rejected`, `metadata`). `weight` is the run's severity weight from stage 1, for
-loss or margin scaling downstream. Observations are written in full: these are training
+`chosen`, `rejected`, `metadata`). `weight` is the run's severity weight from the detect
+stage, for loss or margin scaling downstream. Observations are written in full: these are training
 targets, and a cut observation would teach the model to cut them.
 """
 

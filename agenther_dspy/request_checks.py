@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agenther_dspy.eval import text as tx
+from agenther_dspy import text as tx
 from agenther_dspy.schema import Trajectory
 
 # The steps whose observation is the user's own reply (chat-log readers write them so).

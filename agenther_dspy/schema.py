@@ -25,8 +25,6 @@ FailureType = Literal[
 ]
 FAILURE_TYPES: tuple[str, ...] = FailureType.__args__  # type: ignore[attr-defined]
 
-Status = Literal["accepted", "rejected", "skipped", "error"]
-
 
 class AgentStep(BaseModel):
     """One step of an agent run: what it thought, what it called, what came back."""
@@ -124,7 +122,7 @@ class Relabel(BaseModel):
 
 
 class Verdict(BaseModel):
-    """Stage 3b: the second judge's independent check of one relabeling."""
+    """Stage 4: the second judge's independent check of one relabeling."""
 
     is_valid: bool
     confidence: float = Field(ge=0.0, le=1.0)

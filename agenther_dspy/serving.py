@@ -40,26 +40,30 @@ def _cell(value: Any) -> Any:
 
 class RelabelerModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
-        from agenther_dspy.lm import build_lm
         from agenther_dspy.optimizers.saving import load_program
+        from agenther_dspy.settings import LMSettings, ProgramSettings
 
         config = dict(context.model_config or {})
-        self.lm = build_lm(
-            config.get("model", "local"),
+        lm = LMSettings(
+            model=config.get("model", LMSettings.model),
             base_url=config.get("base_url"),
             api_key_env=config.get("api_key_env"),
         )
-        self.program = load_program(
-            context.artifacts["program"],
-            min_confidence=float(config.get("min_confidence", 0.5)),
-            severity_threshold=float(config.get("severity_threshold", 0.3)),
-            max_attempts=int(config.get("max_attempts", 3)),
+        settings = ProgramSettings(
+            min_confidence=float(config.get("min_confidence", ProgramSettings.min_confidence)),
+            severity_threshold=float(
+                config.get("severity_threshold", ProgramSettings.severity_threshold)
+            ),
+            max_attempts=int(config.get("max_attempts", ProgramSettings.max_attempts)),
         )
+        self.lm = lm.build()
+        self.program = load_program(context.artifacts["program"], **settings.limits())
 
     def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints as a schema
-        import dspy
         import pandas as pd
+        from pydantic import ValidationError
 
+        from agenther_dspy.execution import execute, short_error
         from agenther_dspy.schema import Trajectory
 
         rows = []
@@ -67,37 +71,32 @@ class RelabelerModel(mlflow.pyfunc.PythonModel):
             record = {key: _cell(value) for key, value in record.items() if value is not None}
             try:
                 trajectory = Trajectory.model_validate(record)
-                with dspy.context(lm=self.lm):
-                    prediction = self.program(trajectory=trajectory)
-            except Exception as error:  # one bad row is a result, not a failed batch
-                rows.append(
-                    {
-                        "trajectory_id": record.get("trajectory_id", ""),
-                        "status": "error",
-                        "stage": "",
-                        "reason": f"{type(error).__name__}: {error}"[:300],
-                        "hindsight_prompt": "",
-                        "confidence": 0.0,
-                        "single_judge": False,
-                        "severity_weight": 0.0,
-                    }
-                )
+            except ValidationError as error:  # one bad row is a result, not a failed batch
+                rows.append(_row(record.get("trajectory_id", ""), "error", short_error(error)))
                 continue
+            run = execute(self.program, trajectory, lm=self.lm)
+            analysis, relabel = run.analysis, run.relabel
             rows.append(
-                {
-                    "trajectory_id": prediction.trajectory_id,
-                    "status": prediction.status,
-                    "stage": prediction.stage,
-                    "reason": prediction.reason,
-                    "hindsight_prompt": prediction.relabel.hindsight_prompt
-                    if prediction.status == "accepted"
-                    else "",
-                    "confidence": float(prediction.confidence),
-                    "single_judge": bool(prediction.single_judge),
-                    "severity_weight": float(prediction.analysis.severity_weight),
-                }
+                _row(
+                    trajectory.trajectory_id,
+                    run.status,
+                    run.reason,
+                    stage=run.stage,
+                    hindsight_prompt=relabel.hindsight_prompt if run.status == "accepted" else "",
+                    confidence=run.confidence,
+                    single_judge=run.single_judge,
+                    severity_weight=float(analysis.severity_weight) if analysis else 0.0,
+                )
             )
         return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def _row(trajectory_id: str, status: str, reason: str, **values: Any) -> dict[str, Any]:
+    """One output row; what a failed run does not have is empty or zero."""
+    row = dict.fromkeys(RESULT_COLUMNS, "")
+    row.update(confidence=0.0, single_judge=False, severity_weight=0.0)
+    row.update(trajectory_id=trajectory_id, status=status, reason=reason, **values)
+    return row
 
 
 mlflow.models.set_model(RelabelerModel())

@@ -8,107 +8,73 @@ the values of environment variables that hold keys or tokens before it leaves th
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from agenther_dspy.redaction import scrub
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 EXPERIMENT = "agenther-dspy"
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def _secret_values() -> list[str]:
-    return sorted(
-        (v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8),
-        key=len,
-        reverse=True,
-    )
-
-
-def scrub(value: Any) -> Any:
-    """The value with URL credentials and secret environment values replaced by ***."""
-    if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [scrub(v) for v in value]
-    if not isinstance(value, str):
-        return value
-    value = _URL_USERINFO.sub("***@", value)
-    for secret in _secret_values():
-        value = value.replace(secret, "***")
-    return value
-
-
-def sha256_file(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def program_hash(program: Any) -> str:
-    """A hash of a program's learned state (instructions and demos), independent of its path."""
-    state = json.dumps(program.dump_state(), sort_keys=True, default=str)
-    return hashlib.sha256(state.encode()).hexdigest()[:16]
-
-
 class TrackedRun:
-    """A thin handle on one active MLflow run; every value passes through `scrub`."""
+    """A thin handle on one active MLflow run, or on none when tracking is off (then every
+    call does nothing, so commands log the same way either way). Every value passes through
+    `scrub`."""
 
-    def __init__(self, mlflow_module: Any, run: Any) -> None:
+    def __init__(self, mlflow_module: Any = None, run: Any = None) -> None:
         self._mlflow = mlflow_module
-        self.run_id: str = run.info.run_id
+        self.run_id: str = run.info.run_id if run is not None else ""
 
     def log_params(self, params: dict[str, Any]) -> None:
-        clean = {k: str(scrub(v))[:6000] for k, v in params.items() if v is not None}
-        self._mlflow.log_params(clean)
+        if self._mlflow is not None:
+            clean = {k: str(scrub(v))[:6000] for k, v in params.items() if v is not None}
+            self._mlflow.log_params(clean)
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
-        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+        if self._mlflow is not None:
+            self._mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
 
     def log_json(self, data: Any, artifact_file: str) -> None:
-        self._mlflow.log_dict(scrub(data), artifact_file)
-
-    def log_text(self, text: str, artifact_file: str) -> None:
-        self._mlflow.log_text(scrub(text), artifact_file)
+        if self._mlflow is not None:
+            self._mlflow.log_dict(scrub(data), artifact_file)
 
     def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Log a file's scrubbed copy, so a secret can never leave inside an artifact."""
+        if self._mlflow is None:
+            return
         path = Path(path)
         with tempfile.TemporaryDirectory() as folder:
             copy = Path(folder) / path.name
             copy.write_text(scrub(path.read_text(encoding="utf-8")), encoding="utf-8")
             self._mlflow.log_artifact(str(copy), artifact_path)
 
+    def log_program_model(
+        self,
+        program_path: str | Path,
+        *,
+        model_config: dict[str, Any],
+        registered_model_name: str | None = None,
+    ) -> None:
+        """The saved program as an MLflow model of this run (see `log_program_model`)."""
+        if self._mlflow is not None:
+            log_program_model(
+                program_path,
+                model_config=model_config,
+                registered_model_name=registered_model_name,
+            )
 
-class _Untracked(TrackedRun):
-    run_id = ""
-
-    def __init__(self) -> None:
-        pass
-
-    def log_params(self, params: dict[str, Any]) -> None:
-        pass
-
-    def log_metrics(self, metrics: dict[str, float]) -> None:
-        pass
-
-    def log_json(self, data: Any, artifact_file: str) -> None:
-        pass
-
-    def log_text(self, text: str, artifact_file: str) -> None:
-        pass
-
-    def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
-        pass
+    def traces(self, enabled: bool = True) -> AbstractContextManager[None]:
+        """Inside, DSPy calls are traced into this run (see `dspy_traces`)."""
+        return dspy_traces(enabled and self._mlflow is not None)
 
 
 @contextmanager
@@ -117,12 +83,10 @@ def tracked_run(
     *,
     enabled: bool = True,
     tracking_uri: str | None = None,
-    run_name: str | None = None,
-    tags: dict[str, str] | None = None,
 ) -> Iterator[TrackedRun]:
     """An MLflow run for one command, or a no-op handle when tracking is off."""
     if not enabled:
-        yield _Untracked()
+        yield TrackedRun()
         return
     import mlflow
 
@@ -131,8 +95,8 @@ def tracked_run(
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         mlflow.create_experiment(EXPERIMENT, artifact_location=_artifact_location(uri))
     mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=run_name or command) as run:
-        mlflow.set_tags({"agenther.command": command, **scrub(tags or {})})
+    with mlflow.start_run(run_name=command) as run:
+        mlflow.set_tags({"agenther.command": command})
         yield TrackedRun(mlflow, run)
 
 

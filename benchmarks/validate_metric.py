@@ -29,8 +29,8 @@ import dspy
 from agenther_dspy.eval import load_labeled, relabel_fidelity
 from agenther_dspy.eval.dataset import SPLITS, shipped_dir
 from agenther_dspy.eval.metric import evidence_text, score_prompt
-from agenther_dspy.eval.text import numbers
 from agenther_dspy.schema import Relabel, Trajectory
+from agenther_dspy.text import numbers
 
 
 def invent_number(prompt: str, evidence: str) -> str:

@@ -192,6 +192,7 @@ def test_gepa_without_reflection_model_is_refused(tiny):
 def test_pyfunc_model_loads_and_predicts_a_dataframe(tmp_path, tiny, monkeypatch):
     import mlflow
 
+    from agenther_dspy.programs import open_program
     from agenther_dspy.tracking import log_program_model
 
     compiled = compile_program(HindsightRelabeler(), *tiny, optimizer="labeled", budget=1)
@@ -208,7 +209,7 @@ def test_pyfunc_model_loads_and_predicts_a_dataframe(tmp_path, tiny, monkeypatch
         model = mlflow.pyfunc.load_model("models:/relabeler-test/1")
         frame = pd.DataFrame(json.loads(EXAMPLES.read_text())[:2])
         out = model.predict(frame)
-        loaded = load_program(
+        loaded = open_program(
             "models:/relabeler-test/1", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"
         )
     assert list(out["trajectory_id"]) == ["traj_001", "traj_002"]

@@ -95,7 +95,7 @@ def test_dspy_context_is_restored():
 
 
 def test_scrub_removes_url_credentials_and_secret_values(monkeypatch):
-    from agenther_dspy.tracking import scrub
+    from agenther_dspy.redaction import scrub
 
     monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-1234567890")
     assert scrub("http://user:pw@host:8000/v1") == "http://***@host:8000/v1"

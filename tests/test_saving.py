@@ -11,6 +11,16 @@ from agenther_dspy import HindsightRelabeler
 from agenther_dspy.lm.models import DEFAULT_MODEL
 from agenther_dspy.optimizers import ProgramError, load_program, save_program, shipped_program
 from agenther_dspy.optimizers.saving import sidecar_path
+from agenther_dspy.programs import choose_program
+from agenther_dspy.settings import LMSettings, ProgramSettings
+
+
+def choose(source, *, model, uncompiled, tracking_uri=None, **program):
+    """The program `run` and `evaluate` would run, given their flags."""
+    return choose_program(
+        source, ProgramSettings(**program), LMSettings(model=model),
+        uncompiled=uncompiled, tracking_uri=tracking_uri,
+    )  # fmt: skip
 
 
 def compiled_like() -> HindsightRelabeler:
@@ -71,23 +81,22 @@ def test_only_local_specs_with_a_shipped_program_get_one():
 
 
 def test_run_and_evaluate_pick_up_a_program_shipped_for_the_default_model(tmp_path, monkeypatch):
-    from agenther_dspy import cli
     from agenther_dspy.optimizers import saving
 
     monkeypatch.setattr(saving, "programs_dir", lambda: tmp_path)
     flags = {"tracking_uri": None, "llm_detector": False, "llm_extractor": True}
-    fresh, source = cli._make_program(None, model="local", uncompiled=False, **flags)
+    fresh, source = choose(None, model="local", uncompiled=False, **flags)
     assert source is None and not any(p.demos for p in fresh.predictors())
 
     save_program(compiled_like(), tmp_path / f"{DEFAULT_MODEL}.json", optimizer="labeled")
     assert shipped_program("local") == shipped_program(f"local:{DEFAULT_MODEL}")
-    program, source = cli._make_program(None, model="local", uncompiled=False, **flags)
+    program, source = choose(None, model="local", uncompiled=False, **flags)
     assert source == str(tmp_path / f"{DEFAULT_MODEL}.json")
     assert program.uses_llm_detector  # the stages come from the program, not the flags
     assert program.relabeler.judge.demos
     # --uncompiled and other models start from the uncompiled program.
     for model, uncompiled in (("local", True), ("local:smollm2-135m", False)):
-        _, source = cli._make_program(None, model=model, uncompiled=uncompiled, **flags)
+        _, source = choose(None, model=model, uncompiled=uncompiled, **flags)
         assert source is None
 
 
@@ -101,15 +110,12 @@ def test_program_and_uncompiled_together_are_refused(tmp_path):
 
 
 def test_the_acceptance_rule_flag_sets_a_fresh_program_and_not_a_saved_one(tmp_path):
-    from agenther_dspy import cli
 
     flags = {"tracking_uri": None, "llm_detector": False, "llm_extractor": True}
-    fresh, _ = cli._make_program(
-        None, model="local", uncompiled=True, single_judge_fallback=False, **flags
-    )
+    fresh, _ = choose(None, model="local", uncompiled=True, single_judge_fallback=False, **flags)
     assert not fresh.single_judge_fallback
     save_program(HindsightRelabeler(), tmp_path / "p.json")  # compiled with the fallback
-    saved, _ = cli._make_program(
+    saved, _ = choose(
         str(tmp_path / "p.json"), model="local", uncompiled=False, single_judge_fallback=False,
         **flags,
     )  # fmt: skip

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import statistics
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -14,9 +13,10 @@ from typing import Any
 
 import dspy
 
-from agenther_dspy.eval import text as tx
+from agenther_dspy import text as tx
 from agenther_dspy.eval.dataset import LabeledSet
 from agenther_dspy.eval.metric import relabel_fidelity
+from agenther_dspy.execution import execute
 
 COMPONENTS = ("decision", "grounding", "no_leak", "anchoring", "naturalness", "closeness", "judge")
 
@@ -50,53 +50,42 @@ class EvalReport:
         return {"summary": self.summary, "rows": [asdict(row) for row in self.rows]}
 
 
-def call_with_usage(
-    program: dspy.Module, lm: dspy.LM | None, **inputs: Any
-) -> tuple[Any, dict[str, int], float]:
-    """Run the program once; return its prediction, the LM calls and tokens it cost, seconds.
-
-    Usage is tracked in this thread's DSPy context, so it is per call even under threads;
-    answers served from the cache cost no call.
-    """
-    started = time.perf_counter()
-    with dspy.context(lm=lm) if lm is not None else dspy.context(), dspy.track_usage() as usage:
-        prediction = program(**inputs)
-    entries = [entry for per_lm in usage.usage_data.values() for entry in per_lm]
-    cost = {
-        "lm_calls": len(entries),
-        "prompt_tokens": sum(int(e.get("prompt_tokens") or 0) for e in entries),
-        "completion_tokens": sum(int(e.get("completion_tokens") or 0) for e in entries),
-    }
-    return prediction, cost, time.perf_counter() - started
-
-
-def _evaluate_one(program, example, lm, metric) -> EvalRow:
+def _evaluate_one(
+    program: dspy.Module,
+    example: dspy.Example,
+    lm: dspy.LM | None,
+    metric: Callable,
+    settings: dict[str, Any],
+) -> EvalRow:
+    """Run and score one example. A run that failed scores as what it is (an error, or a
+    rejection for an unusable answer): it is counted, not hidden."""
     gold = example.gold
-    trajectory_id = example.trajectory.get("trajectory_id", "")
-    try:
-        prediction, cost, seconds = call_with_usage(program, lm, trajectory=example.trajectory)
-    except Exception as error:  # an LM failure after retries: it scores 0, it is not hidden
-        reason = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
-        prediction = dspy.Prediction(status="error", stage="", reason=reason, relabel=None)
-        cost, seconds = {"lm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}, 0.0
+    run = execute(program, example.trajectory, lm=lm, settings=settings)
+    prediction = run.prediction
+    if prediction is None:
+        prediction = dspy.Prediction(
+            status=run.status, stage=run.stage, reason=run.reason, relabel=None
+        )
     result = metric(example, prediction)
-    analysis = getattr(prediction, "analysis", None)
-    relabel = getattr(prediction, "relabel", None)
+    analysis, relabel = run.analysis, run.relabel
     return EvalRow(
-        trajectory_id=trajectory_id,
+        trajectory_id=example.trajectory.get("trajectory_id", ""),
         gold_recoverable=bool(gold["recoverable"]),
         gold_failure_type=gold["failure_type"],
-        status=prediction.status,
-        stage=prediction.stage,
-        reason=prediction.reason,
+        status=run.status,
+        stage=run.stage,
+        reason=run.reason,
         failure_type=analysis.failure_type if analysis else None,
         hindsight_prompt=relabel.hindsight_prompt if relabel else "",
-        confidence=float(getattr(prediction, "confidence", 0.0) or 0.0),
+        confidence=run.confidence,
         score=float(result.score),
-        components=dict(result.components),
-        feedback=result.feedback,
-        seconds=round(seconds, 3),
-        **cost,
+        # Any feedback metric will do (GEPA's contract asks only for score and feedback).
+        components=dict(result.get("components") or {}),
+        feedback=str(result.get("feedback") or ""),
+        lm_calls=run.lm_calls,
+        prompt_tokens=run.prompt_tokens,
+        completion_tokens=run.completion_tokens,
+        seconds=round(run.seconds, 3),
     )
 
 
@@ -171,22 +160,27 @@ def summarize(rows: list[EvalRow]) -> dict[str, Any]:
 
 def evaluate(
     program: dspy.Module,
-    labeled: LabeledSet,
+    labeled: LabeledSet | list[dspy.Example],
     *,
     lm: dspy.LM | None = None,
     metric: Callable = relabel_fidelity,
     threads: int = 1,
     on_row: Callable[[EvalRow], None] | None = None,
 ) -> EvalReport:
-    def one(example) -> EvalRow:
-        row = _evaluate_one(program, example, lm, metric)
+    """Run and score every example (a labeled set, or its examples) in the caller's DSPy
+    context; `on_row` sees each row as it is scored."""
+    examples = labeled.examples if isinstance(labeled, LabeledSet) else list(labeled)
+    settings = dspy.settings.copy()  # the caller's, for the worker threads too
+
+    def one(example: dspy.Example) -> EvalRow:
+        row = _evaluate_one(program, example, lm, metric, settings)
         if on_row is not None:
             on_row(row)
         return row
 
     if threads <= 1:
-        rows = [one(example) for example in labeled.examples]
+        rows = [one(example) for example in examples]
     else:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            rows = list(pool.map(one, labeled.examples))
+            rows = list(pool.map(one, examples))
     return EvalReport(rows, summarize(rows))

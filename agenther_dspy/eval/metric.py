@@ -29,14 +29,14 @@ from typing import Any
 
 import dspy
 
-from agenther_dspy.eval import text as tx
+from agenther_dspy import text as tx
 from agenther_dspy.request_checks import check_request
 from agenther_dspy.schema import Trajectory
+from agenther_dspy.text import COPY_SIMILARITY  # at or above: a near-copy of the original
 
 # The quality of a usable request: how well it targets the run and reads like a reference.
 WEIGHTS = {"anchoring": 0.5, "closeness": 0.5}
 USABLE_FLOOR = 0.5  # every usable request scores at least this, every unusable one 0
-COPY_SIMILARITY = 0.8  # at or above: a near-copy of the failed original prompt
 DISTINCT_BELOW = 0.7  # at or below: distinct enough from the original prompt
 JUDGE_WEIGHT = 0.2
 ANCHOR_SATURATION = 3

@@ -9,7 +9,9 @@ read at all raises `InputError`. `READERS` maps each format's name to its reader
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -144,13 +146,63 @@ def is_failed(trajectory: Trajectory) -> bool:
     return reward is None or reward < 1
 
 
+@dataclass(frozen=True)
+class Conversion:
+    """What `convert_file` wrote and left out."""
+
+    input_format: str
+    written: int
+    successful: int  # runs left out by `failed_only`
+    invalid: int
+
+
+def convert_file(
+    path: str | Path,
+    output: str | Path,
+    fmt: str = "auto",
+    *,
+    failed_only: bool = False,
+    on_invalid: Callable[[InvalidRecord], None] | None = None,
+) -> Conversion:
+    """Write the runs in `path` as AgentHER trajectories, one JSON line each, to `output`.
+
+    The file appears whole or not at all: it is written beside `output` and renamed when
+    done. `failed_only` leaves out the runs whose reward is 1.
+    """
+    output = Path(output)
+    name = detect_format(path) if fmt in ("auto", InputFormat.AUTO) else str(fmt)
+    written = successful = invalid = 0
+    partial = output.with_name(output.name + ".partial")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with partial.open("w", encoding="utf-8") as out:
+            for record in open_reader(path, name):
+                if isinstance(record, InvalidRecord):
+                    invalid += 1
+                    if on_invalid is not None:
+                        on_invalid(record)
+                elif failed_only and not is_failed(record.trajectory):
+                    successful += 1
+                else:
+                    row = record.trajectory.model_dump(mode="json")
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    written += 1
+        partial.replace(output)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return Conversion(name, written, successful, invalid)
+
+
 __all__ = [
     "READERS",
+    "Conversion",
     "InputError",
     "InputFormat",
     "InvalidRecord",
     "Reader",
     "Record",
+    "convert_file",
     "detect_format",
     "is_failed",
     "open_reader",

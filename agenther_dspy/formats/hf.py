@@ -12,7 +12,7 @@ programs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +137,12 @@ def write_hf_dataset(
         json.dumps(facts, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
     )
     return out_dir
+
+
+def read_rows(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The training rows of a JSON-lines output file, one at a time: a resumed batch's file
+    holds every run's rows, and the dataset is written from all of them."""
+    with Path(path).open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)

@@ -3,13 +3,13 @@
 from agenther_dspy.modules.detector import LMFailureDetector, RuleFailureDetector
 from agenther_dspy.modules.extractor import LMOutcomeExtractor, RuleOutcomeExtractor
 from agenther_dspy.modules.program import HindsightRelabeler
-from agenther_dspy.modules.relabeler import Relabeler
+from agenther_dspy.modules.relabel import RelabelAndVerify
 
 __all__ = [
     "HindsightRelabeler",
     "LMFailureDetector",
     "LMOutcomeExtractor",
-    "Relabeler",
+    "RelabelAndVerify",
     "RuleFailureDetector",
     "RuleOutcomeExtractor",
 ]

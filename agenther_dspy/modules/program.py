@@ -3,32 +3,37 @@
 `HindsightRelabeler` is the one object that is compiled, saved, evaluated and served. Its
 predictor names (`detector.predict`, `extractor.predict`, `relabeler.relabel`,
 `relabeler.judge`) are the keys of a saved program: renaming them breaks saved programs.
+So the relabel-and-verify stage (`RelabelAndVerify`) keeps the attribute name `relabeler`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import dspy
 
 from agenther_dspy.modules.detector import LMFailureDetector, RuleFailureDetector
 from agenther_dspy.modules.extractor import LMOutcomeExtractor, RuleOutcomeExtractor
-from agenther_dspy.modules.relabeler import Relabeler, rejection
+from agenther_dspy.modules.relabel import RelabelAndVerify, rejection
 from agenther_dspy.modules.render import render_trajectory
+from agenther_dspy.modules.stages import tagged
 from agenther_dspy.schema import Trajectory
+from agenther_dspy.settings import ProgramSettings
 
 
 class HindsightRelabeler(dspy.Module):
     def __init__(
         self,
         *,
-        min_confidence: float = 0.5,
-        severity_threshold: float = 0.3,
-        max_attempts: int = 3,
-        llm_detector: bool = False,
-        llm_extractor: bool = True,
+        min_confidence: float = ProgramSettings.min_confidence,
+        severity_threshold: float = ProgramSettings.severity_threshold,
+        max_attempts: int = ProgramSettings.max_attempts,
+        llm_detector: bool = ProgramSettings.llm_detector,
+        llm_extractor: bool = ProgramSettings.llm_extractor,
         judge_lm: dspy.LM | None = None,
-        single_judge_fallback: bool = True,
+        single_judge_fallback: bool = ProgramSettings.single_judge_fallback,
     ) -> None:
         super().__init__()
         if not 0.0 <= severity_threshold <= 1.0:
@@ -38,11 +43,24 @@ class HindsightRelabeler(dspy.Module):
         self.uses_llm_extractor = llm_extractor
         self.detector = LMFailureDetector() if llm_detector else RuleFailureDetector()
         self.extractor = LMOutcomeExtractor() if llm_extractor else RuleOutcomeExtractor()
-        self.relabeler = Relabeler(
+        self.relabeler = RelabelAndVerify(
             min_confidence=min_confidence,
             max_attempts=max_attempts,
             judge_lm=judge_lm,
             single_judge_fallback=single_judge_fallback,
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: ProgramSettings, judge_lm: dspy.LM | None = None
+    ) -> HindsightRelabeler:
+        """A fresh program; the caller builds the judge LM from `settings.judge_model`."""
+        return cls(
+            **settings.limits(),
+            llm_detector=settings.llm_detector,
+            llm_extractor=settings.llm_extractor,
+            single_judge_fallback=settings.single_judge_fallback,
+            judge_lm=judge_lm,
         )
 
     @property
@@ -64,18 +82,21 @@ class HindsightRelabeler(dspy.Module):
             "attempts": [],
         }
 
-        analysis = self.detector(trajectory=trajectory, rendered=rendered).analysis
+        with tagged("detect"):
+            analysis = self.detector(trajectory=trajectory, rendered=rendered).analysis
         result["analysis"] = analysis
         gate = self._gate_reason(analysis)
         if gate:
             return dspy.Prediction(**result, status="skipped", stage="detect", reason=gate)
 
-        outcome = self.extractor(trajectory=trajectory, rendered=rendered).outcome
+        with tagged("extract"):
+            outcome = self.extractor(trajectory=trajectory, rendered=rendered).outcome
         result["outcome"] = outcome
 
-        decision = self.relabeler(
-            rendered=rendered, original_prompt=trajectory.original_prompt, outcome=outcome
-        )
+        with tagged("relabel"):
+            decision = self.relabeler(
+                rendered=rendered, original_prompt=trajectory.original_prompt, outcome=outcome
+            )
         judged = any("verdict" in attempt for attempt in decision.attempts)
         result.update(
             relabel=decision.relabel,
@@ -116,3 +137,10 @@ def judge_required(prediction: dspy.Prediction) -> dspy.Prediction:
         return prediction
     rejected = rejection(prediction.attempts, prediction.relabel, prediction.verdict)
     return dspy.Prediction(**{**dict(prediction.items()), **dict(rejected.items())})
+
+
+def program_hash(program: dspy.Module) -> str:
+    """A hash of a program's learned state (instructions and demos), independent of its path:
+    it ties a results file, an MLflow run or a dataset card to the exact program."""
+    state = json.dumps(program.dump_state(), sort_keys=True, default=str)
+    return hashlib.sha256(state.encode()).hexdigest()[:16]

@@ -16,9 +16,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from agenther_dspy.modules.program import HindsightRelabeler
+from agenther_dspy.modules.program import HindsightRelabeler, program_hash
+from agenther_dspy.redaction import scrub
 from agenther_dspy.signatures import signature_hash
-from agenther_dspy.tracking import program_hash, scrub
 
 
 class ProgramError(ValueError):
@@ -84,18 +84,12 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
         raise ProgramError(f"{sidecar}: not valid JSON ({error.msg})") from None
 
 
-def load_program(
-    path: str | Path, *, tracking_uri: str | None = None, **settings: Any
-) -> HindsightRelabeler:
-    """A program rebuilt from a saved file, or from `models:/NAME/VERSION` / `runs:/ID/PATH`
-    in MLflow; `settings` are θ, δ, K and the judge LM."""
-    if str(path).startswith(("models:/", "runs:/")):
-        from agenther_dspy.tracking import fetch_program
+def load_program(path: str | Path, **settings: Any) -> HindsightRelabeler:
+    """A program rebuilt from a saved file; `settings` are θ, δ, K and the judge LM.
 
-        try:
-            path = fetch_program(str(path), tracking_uri)
-        except Exception as error:  # MLflow raises many kinds; the user needs one line
-            raise ProgramError(f"{path}: {type(error).__name__}: {error}") from None
+    An MLflow URI (`models:/NAME/VERSION`, `runs:/ID/PATH`) is resolved to a file by the
+    caller (`programs.choose_program`), so saving and loading never depend on tracking.
+    """
     path = Path(path)
     if not path.is_file():
         raise ProgramError(f"{path}: no such program file")

@@ -1,4 +1,4 @@
-"""Stage 3, relabeling with AgentHER's acceptance algorithm.
+"""Stages 3 and 4, relabel and verify: AgentHER's acceptance algorithm.
 
 For up to `max_attempts` (K) attempts, the first at temperature 0.3 and the rest at 0.7 as
 distinct requests, the relabeler proposes a hindsight prompt with a confidence c. A valid
@@ -8,7 +8,7 @@ also find the run valid with confidence c2 ≥ θ; the result is accepted with c
 flagged as single-judge; otherwise the run is rejected with the reasons of every attempt.
 With `single_judge_fallback=False` the second judge is required: no fallback, and a run no
 judge accepted is rejected. Compiling chooses between the two rules on dev (see
-`optimizers.compile.search_gold_demos`); the fallback is AgentHER's default.
+`optimizers.gold.search_gold_demos`); the fallback is AgentHER's default.
 
 Unlike AgentHER, the relabeler is not shown the failed original prompt as a style reference:
 small models answer with a near-copy of it (measured: 6 of 12 relabels on the 0.5B model and
@@ -20,31 +20,32 @@ attempt.
 from __future__ import annotations
 
 import dspy
-from dspy.utils.exceptions import AdapterParseError
-from pydantic import ValidationError
 
-from agenther_dspy.eval.text import similarity
+from agenther_dspy.modules.stages import ANSWER_ERRORS, tagged
 from agenther_dspy.schema import Relabel, ReplayOutcome, Verdict
+from agenther_dspy.settings import ProgramSettings
 from agenther_dspy.signatures import RelabelTrajectory, VerifyRelabel
+from agenther_dspy.text import COPY_SIMILARITY, similarity
 
 FIRST_TEMPERATURE = 0.3
 RETRY_TEMPERATURE = 0.7
 JUDGE_TEMPERATURE = 0.0
 FALLBACK_FACTOR = 0.8
-COPY_SIMILARITY = 0.8  # the fidelity metric's threshold for a near-copy
-
-# An answer the adapter could not parse, or whose values break the stage's types, costs
-# one attempt; anything else (network, auth) is not the attempt's fault and propagates.
-ANSWER_ERRORS = (AdapterParseError, ValidationError, ValueError)
 
 
-class Relabeler(dspy.Module):
+class RelabelAndVerify(dspy.Module):
+    """Proposes hindsight prompts (`relabel`) and has a second judge check them (`judge`).
+
+    The program holds it as `relabeler`; that attribute name and these two predictor names
+    are the keys of every saved program, so they stay as they are.
+    """
+
     def __init__(
         self,
-        min_confidence: float = 0.5,
-        max_attempts: int = 3,
+        min_confidence: float = ProgramSettings.min_confidence,
+        max_attempts: int = ProgramSettings.max_attempts,
         judge_lm: dspy.LM | None = None,
-        single_judge_fallback: bool = True,
+        single_judge_fallback: bool = ProgramSettings.single_judge_fallback,
     ) -> None:
         super().__init__()
         if not 0.0 <= min_confidence <= 1.0:
@@ -105,7 +106,7 @@ class Relabeler(dspy.Module):
             attempts.append(record)
             try:
                 proposal = self.propose(rendered, outcome, attempt)
-            except ANSWER_ERRORS as exc:
+            except ANSWER_ERRORS as exc:  # costs this attempt; other errors end the run
                 record["outcome"] = f"unparseable answer: {_short(exc)}"
                 continue
             record["relabel"] = proposal.model_dump()
@@ -123,7 +124,8 @@ class Relabeler(dspy.Module):
                 record["outcome"] = f"confidence {proposal.confidence:.2f} below {threshold:.2f}"
                 continue
             try:
-                verdict = self.verify(rendered, proposal.hindsight_prompt)
+                with tagged("judge"):  # the program tags the rest of this stage "relabel"
+                    verdict = self.verify(rendered, proposal.hindsight_prompt)
             except ANSWER_ERRORS as exc:
                 record["outcome"] = f"second judge unparseable: {_short(exc)}"
                 continue
@@ -165,7 +167,7 @@ class Relabeler(dspy.Module):
 def rejection(
     attempts: list[dict], best: Relabel | None, best_verdict: Verdict | None
 ) -> dspy.Prediction:
-    """The relabeler's answer when no attempt is accepted: every attempt's reason."""
+    """The stage's answer when no attempt is accepted: every attempt's reason."""
     reasons = "; ".join(f"#{r['attempt']} {r.get('outcome', '')}" for r in attempts)
     return dspy.Prediction(
         status="rejected",

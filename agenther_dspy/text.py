@@ -1,9 +1,18 @@
-"""Small, deterministic text checks the fidelity metric is built from. No LM, no models."""
+"""Small, deterministic text checks. No LM, no models.
+
+The fidelity metric is built from them, and the relabeler uses `similarity` to turn down a
+near-copy of the prompt the run failed. They live outside `eval/` so that the program's
+stages can use them without depending on the evaluation code.
+"""
 
 from __future__ import annotations
 
 import re
 from difflib import SequenceMatcher
+
+# At or above this `similarity` to the original prompt, a proposed prompt is a near-copy: the
+# relabeler spends an attempt on it and the fidelity metric halves its score.
+COPY_SIMILARITY = 0.8
 
 STOPWORDS = frozenset(
     """a an the and or but if of to in on at by for with from into onto about as is are was were
