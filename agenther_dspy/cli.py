@@ -566,6 +566,26 @@ def evaluate(
     raise typer.Exit(EXIT_SOME_INVALID if labeled.invalid else EXIT_OK)
 
 
+@app.command()
+def review(
+    results: Annotated[
+        Path, typer.Argument(help="a run's results file (OUT.results.jsonl) or an evaluate report")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="the page (default: beside RESULTS, NAME.review.html)"),
+    ] = None,
+) -> None:
+    """Write one static HTML page to review a batch or an evaluation; it opens from disk."""
+    from agenther_dspy.review import ReviewError, write_review
+
+    try:
+        page = write_review(results, output)
+    except (ReviewError, InputError, OSError) as error:
+        raise fail(str(error)) from None
+    console.print(f"Review page: {page.resolve()}", highlight=False)
+
+
 @app.command(name="compile")
 def compile_command(
     trainset: Annotated[Path, typer.Option(help="labeled JSONL to learn from")],
