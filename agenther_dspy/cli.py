@@ -236,7 +236,8 @@ def run(
     except (InputError, LMConfigError, ValueError) as error:
         raise fail(str(error)) from None
 
-    from agenther_dspy.tracking import tracked_run
+    from agenther_dspy.review import announce
+    from agenther_dspy.tracking import log_results_table, tracked_run
 
     shown = []  # the first results, for the table; the rest are in the results file
     params = _program_params(
@@ -302,6 +303,7 @@ def run(
             {"counts_this_run": dict(summary.counts), "counts_all": dict(summary.all_counts)},
             "run_summary.json",
         )
+        log_results_table(tracking, results_path)
 
     if shown:
         _print_results(shown)
@@ -321,6 +323,7 @@ def run(
         f"{summary.completion_tokens} completion tokens. Results: {results_path}",
         highlight=False,
     )
+    announce(console, results_path, run_id=tracking.run_id, tracking_uri=tracking_uri)
     if summary.interrupted:
         err_console.print(
             f"Interrupted: {summary.total} records are recorded in {results_path}"
@@ -503,7 +506,8 @@ def evaluate(
     from agenther_dspy.lm import LMConfigError, build_lm
     from agenther_dspy.lm.factory import configure_cache
     from agenther_dspy.optimizers import ProgramError
-    from agenther_dspy.tracking import scrub, tracked_run
+    from agenther_dspy.review import announce
+    from agenther_dspy.tracking import log_evaluation_table, scrub, tracked_run
 
     try:
         path = resolve_dataset(dataset, split)
@@ -556,6 +560,7 @@ def evaluate(
         numeric = {k: v for k, v in result.summary.items() if isinstance(v, int | float)}
         tracking.log_metrics(numeric)
         tracking.log_json(result.to_json(), "evaluation.json")
+        log_evaluation_table(tracking, result.rows)
         report.parent.mkdir(parents=True, exist_ok=True)
         full_report = scrub({"params": params, **result.to_json()})
         report.write_text(json.dumps(full_report, indent=2, ensure_ascii=False) + "\n")
@@ -563,6 +568,7 @@ def evaluate(
     console.print_json(json.dumps(result.summary))
     where = f"; MLflow run {tracking.run_id}" if tracking.run_id else ""
     console.print(f"Report: {report}{where}")
+    announce(console, report, run_id=tracking.run_id, tracking_uri=tracking_uri)
     raise typer.Exit(EXIT_SOME_INVALID if labeled.invalid else EXIT_OK)
 
 

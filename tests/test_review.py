@@ -1,4 +1,5 @@
-"""`agenther-dspy review`, opened in headless Chromium.
+"""`agenther-dspy review`, opened in headless Chromium; per-run rows in MLflow; where `run` and
+`evaluate` say the page and the MLflow run are.
 
 The pages are checked as a browser renders them: Chromium (Debian's `chromium` package,
 installed by `.ci/run`) runs the page's script and `--dump-dom` prints the resulting DOM.
@@ -19,6 +20,7 @@ import pytest
 from conftest import write_jsonl
 
 from agenther_dspy.eval.evaluate import EvalReport, EvalRow, summarize
+from agenther_dspy.lm.stub_server import StubServer
 from agenther_dspy.review import cut, default_review_path, embed_json, write_review
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -292,6 +294,64 @@ def test_review_refuses_a_file_that_is_no_results_file(tmp_path):
     result = cli("review", str(bad))
     assert result.returncode == 2
     assert "neither a results file" in result.stderr
+
+
+# ---------------------------------------------------------------------------- run and evaluate
+
+
+@pytest.fixture
+def server():
+    with StubServer() as stub:
+        yield stub
+
+
+def test_run_and_evaluate_log_per_run_rows_to_mlflow_and_say_where(tmp_path, server):
+    import mlflow
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    stub = ["-m", "openai/stub", "--base-url", server.base_url, "--tracking-uri", store]
+    env = {"OPENAI_API_KEY": "sk-stub-key-0123456789"}
+    out = tmp_path / "dpo.jsonl"
+    ran = cli("run", str(EXAMPLE_RUNS), "-o", str(out), "-f", "dpo", *stub, env=env)
+    assert ran.returncode == 0, ran.stderr
+    page = tmp_path / "dpo.review.html"
+    assert f"Review page: {page}" in ran.stdout and page.is_file()
+    assert "mlflow ui --backend-store-uri sqlite:///" in ran.stdout
+    run_id = ran.stdout.split("MLflow run ")[-1].split(":")[0]
+
+    evaluated = cli("evaluate", "--dataset", str(MINI), "--report", str(tmp_path / "e.json"),
+                    *stub, env=env)  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"Review page: {tmp_path / 'e.review.html'}" in evaluated.stdout
+    eval_id = evaluated.stdout.split("MLflow run ")[-1].split(":")[0]
+
+    mlflow.set_tracking_uri(store)
+    results = load_table(store, run_id, "results_table.json")
+    assert len(results) == 3 and set(results["status"]) <= {"accepted", "rejected", "skipped"}
+    accepted = results[results["status"] == "accepted"]
+    assert len(accepted) and all(accepted["hindsight_prompt"].str.len() > 0)
+    assert mlflow.get_run(run_id).data.params["results_table"] == "first 3 of 3 records"
+    rows = load_table(store, eval_id, "evaluation_table.json")
+    assert len(rows) == 3
+    assert {"hindsight_prompt", "status", "confidence", "score", "feedback"} <= set(rows.columns)
+    assert "component_grounding" in rows.columns
+
+
+def test_the_results_table_of_a_huge_batch_is_bounded(tmp_path):
+    import mlflow
+
+    from agenther_dspy.tracking import log_results_table, tracked_run
+
+    inputs = tmp_path / "runs.jsonl"
+    results = write_jsonl(
+        tmp_path / "r.results.jsonl", [_result(i, "accepted", inputs) for i in range(1, 8)]
+    )
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    with tracked_run("run", tracking_uri=store) as tracking:
+        log_results_table(tracking, results, limit=5)
+    table = load_table(store, tracking.run_id, "results_table.json")
+    assert list(table["trajectory_id"]) == [f"run-{i:05d}" for i in range(1, 6)]
+    assert mlflow.get_run(tracking.run_id).data.params["results_table"] == "first 5 of 7 records"
 
 
 # ---------------------------------------------------------------------------- the real engine
