@@ -74,7 +74,11 @@ def announce(console: Any, source: str | Path, *, run_id: str, tracking_uri: str
     if run_id:
         from agenther_dspy.tracking import run_location
 
-        console.print(run_location(run_id, tracking_uri), highlight=False, soft_wrap=True)
+        try:
+            where = run_location(run_id, tracking_uri)
+        except Exception as error:  # the run is recorded; only its address could not be read
+            where = f"MLflow run {run_id} (its address could not be read: {error})"
+        console.print(where, highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------------------- the data

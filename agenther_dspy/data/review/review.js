@@ -188,9 +188,11 @@
     var s = statusOf(r);
     add(head, el("span", "badge " + s, s === "single_judge" ? "accepted · single judge" : r.status));
     if (r.failure_type) add(head, el("span", "badge", r.failure_type));
+    var known = function (v) { return v !== null && v !== undefined; };
     add(head, el("span", "muted", "stage " + r.stage + " · confidence " + num(r.confidence) +
-      " (relabeler " + num(r.relabel_confidence) + ", judge " + num(r.judge_confidence) + ")" +
-      (r.severity !== null && r.severity !== undefined ? " · severity " + num(r.severity) : "")));
+      (known(r.relabel_confidence) || known(r.judge_confidence) ? " (relabeler " +
+        num(r.relabel_confidence) + ", judge " + num(r.judge_confidence) + ")" : "") +
+      (known(r.severity) ? " · severity " + num(r.severity) : "")));
     add(head, el("span", "run-id", r.id));
     if (r.request) {
       labelled(node, r.status === "accepted" ? "New request" : "Best request (not accepted)",
