@@ -16,11 +16,12 @@ import typer
 
 from agenther_dspy import options as opt
 from agenther_dspy.display import (
-    EXIT_FATAL,
     EXIT_OK,
     EXIT_SOME_INVALID,
     console,
     err_console,
+    fail,
+    note,
     print_compile,
     print_evaluation,
     print_invalid,
@@ -30,6 +31,7 @@ from agenther_dspy.display import (
     progress_bar,
 )
 from agenther_dspy.formats import InputError, InputFormat, open_reader, read_trajectories
+from agenther_dspy.review import announce, review_command
 from agenther_dspy.schema import OutputFormat
 from agenther_dspy.settings import RUN_TEMPERATURE, LMSettings, ProgramSettings
 
@@ -38,15 +40,6 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Turn failed agent runs into training data by hindsight relabeling.",
 )
-
-
-def fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(EXIT_FATAL)
-
-
-def note(line: str) -> None:
-    err_console.print(line, highlight=False)
 
 
 def _check_program_flags(program_file: str | None, uncompiled: bool) -> None:
@@ -101,7 +94,7 @@ def run(
         default_results_path,
         run_batch,
     )
-    from agenther_dspy.tracking import tracked_run
+    from agenther_dspy.tracking import log_results_table, tracked_run
 
     if output_format is OutputFormat.OPENAI:
         # Its rows are exactly {"messages"}: nothing ties a row to its run, so a batch could
@@ -155,8 +148,10 @@ def run(
             {"counts_this_run": dict(summary.counts), "counts_all": dict(summary.all_counts)},
             "run_summary.json",
         )
+        log_results_table(tracking, results_path)
 
     print_run(summary, progress.shown, output_format.value)
+    announce(console, results_path, run_id=tracking.run_id, tracking_uri=tracking_uri)
     if summary.interrupted:
         raise typer.Exit(130)  # 128 + SIGINT, as for any interrupted command
     if hf_dataset:
@@ -272,7 +267,7 @@ def evaluate(
     from agenther_dspy.optimizers.workflow import numeric
     from agenther_dspy.programs import choose_program, program_params
     from agenther_dspy.redaction import scrub
-    from agenther_dspy.tracking import tracked_run
+    from agenther_dspy.tracking import log_evaluation_table, tracked_run
 
     settings = ProgramSettings(
         min_confidence, severity_threshold, max_attempts, None, llm_detector, llm_extractor,
@@ -310,13 +305,17 @@ def evaluate(
             )
         tracking.log_metrics(numeric(result.summary))
         tracking.log_json(result.to_json(), "evaluation.json")
+        log_evaluation_table(tracking, result.rows)
         report.parent.mkdir(parents=True, exist_ok=True)
         full_report = scrub({"params": params, **result.to_json()})
         report.write_text(json.dumps(full_report, indent=2, ensure_ascii=False) + "\n")
     print_evaluation(result)
-    where = f"; MLflow run {tracking.run_id}" if tracking.run_id else ""
-    console.print(f"Report: {report}{where}")
+    console.print(f"Report: {report}")
+    announce(console, report, run_id=tracking.run_id, tracking_uri=tracking_uri)
     raise typer.Exit(EXIT_SOME_INVALID if labeled.invalid else EXIT_OK)
+
+
+app.command(name="review")(review_command)
 
 
 @app.command(name="compile")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -160,3 +161,13 @@ def print_compile(done: CompileReport) -> None:
     )
     where = f"; MLflow run {done.run_id}" if done.run_id else ""
     console.print(f"Saved {done.output} and {done.sidecar.name}{where}")
+
+
+def fail(message: str) -> typer.Exit:
+    """The one line a command that cannot go on prints, and its exit (2)."""
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(EXIT_FATAL)
+
+
+def note(line: str) -> None:
+    err_console.print(line, highlight=False)

@@ -8,6 +8,7 @@ the values of environment variables that hold keys or tokens before it leaves th
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -182,3 +183,106 @@ def fetch_program(uri: str, tracking_uri: str | None = None) -> Path:
     if not candidates:
         raise FileNotFoundError(f"{uri}: no saved program (a .json with its .meta.json) inside")
     return candidates[0]
+
+
+# ---------------------------------------------------------------------------- per-run rows
+
+RESULTS_TABLE_ROWS = 1000  # `run` logs the first rows of its results; the counts cover all
+_RESULT_COLUMNS = (
+    "trajectory_id",
+    "status",
+    "single_judge",
+    "stage",
+    "failure_type",
+    "severity_weight",
+    "hindsight_prompt",
+    "confidence",
+    "relabel_confidence",
+    "judge_confidence",
+    "attempts",
+    "reason",
+    "lm_calls",
+    "seconds",
+    "file",
+    "line",
+)
+
+
+def log_results_table(
+    tracking: TrackedRun, results_path: str | Path, limit: int = RESULTS_TABLE_ROWS
+) -> None:
+    """The batch's first `limit` results as an MLflow table (`results_table.json`), one row
+    per record: request, decision, confidences and reason. A resumed batch logs the whole
+    results file so far; how many rows of how many records is logged as a parameter."""
+    if not tracking.run_id:
+        return
+    rows: list[dict[str, Any]] = []
+    total = 0
+    with Path(results_path).open(encoding="utf-8") as lines:
+        for line in lines:
+            if not line.strip():
+                continue
+            total += 1
+            if len(rows) < limit:
+                result = json.loads(line)
+                rows.append({column: result.get(column) for column in _RESULT_COLUMNS})
+    _log_table(tracking, rows, _RESULT_COLUMNS, "results_table.json")
+    tracking.log_params({"results_table": f"first {len(rows)} of {total} records"})
+
+
+_EVALUATION_COLUMNS = (
+    "trajectory_id",
+    "gold_recoverable",
+    "gold_failure_type",
+    "status",
+    "failure_type",
+    "hindsight_prompt",
+    "confidence",
+    "score",
+    "feedback",
+    "reason",
+    "lm_calls",
+    "seconds",
+)
+
+
+def log_evaluation_table(tracking: TrackedRun, rows: list[Any]) -> None:
+    """Every evaluated run as a row of an MLflow table (`evaluation_table.json`): request,
+    decision, confidence, the fidelity score, each of its components and the feedback."""
+    if not tracking.run_id:
+        return
+    table = []
+    components: list[str] = []
+    for row in rows:
+        data = {column: getattr(row, column) for column in _EVALUATION_COLUMNS}
+        for name, value in row.components.items():
+            data[f"component_{name}"] = value
+            if f"component_{name}" not in components:
+                components.append(f"component_{name}")
+        table.append(data)
+    _log_table(tracking, table, (*_EVALUATION_COLUMNS, *components), "evaluation_table.json")
+
+
+def _log_table(tracking: TrackedRun, rows: list[dict], columns: tuple, artifact_file: str) -> None:
+    import mlflow
+
+    data = {column: [scrub(row.get(column)) for row in rows] for column in columns}
+    mlflow.log_table(data=data, artifact_file=artifact_file, run_id=tracking.run_id)
+
+
+def run_location(run_id: str, tracking_uri: str | None = None) -> str:
+    """Where an MLflow run is and the command that shows it in MLflow's UI."""
+    import mlflow
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///"):
+        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    shown = scrub(uri)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_run(run_id).info.experiment_id
+    if uri.startswith(("http://", "https://")):
+        return f"MLflow run {run_id}: {shown.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+    return (
+        f"MLflow run {run_id}: run `mlflow ui --backend-store-uri {shown}` and open "
+        f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{run_id}"
+    )

@@ -39,6 +39,9 @@ class EvalRow:
     prompt_tokens: int
     completion_tokens: int
     seconds: float
+    # The annotation and every attempt with its verdicts, for `agenther-dspy review`.
+    gold: dict[str, Any] = field(default_factory=dict)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -86,6 +89,8 @@ def _evaluate_one(
         prompt_tokens=run.prompt_tokens,
         completion_tokens=run.completion_tokens,
         seconds=round(run.seconds, 3),
+        gold=dict(gold),
+        attempts=list(getattr(prediction, "attempts", None) or []),
     )
 
 

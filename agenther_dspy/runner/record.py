@@ -36,6 +36,10 @@ class TrajectoryResult:
     severity_weight: float | None = None
     failure_type: str | None = None
     attempts: int = 0
+    # The accepted request, or the best rejected one; and every attempt with its verdicts,
+    # so a batch can be reviewed from its results file alone (`agenther-dspy review`).
+    hindsight_prompt: str = ""
+    attempt_log: list[dict[str, Any]] = field(default_factory=list)
     lm_calls: int = 0  # answered by the LM; answers from DSPy's cache are free and not counted
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -83,6 +87,8 @@ def process_record(
         severity_weight=analysis.severity_weight if analysis is not None else None,
         failure_type=analysis.failure_type if analysis is not None else None,
         attempts=run.attempts,
+        hindsight_prompt=relabel.hindsight_prompt if relabel is not None else "",
+        attempt_log=list(getattr(run.prediction, "attempts", None) or []),
         lm_calls=run.lm_calls,
         prompt_tokens=run.prompt_tokens,
         completion_tokens=run.completion_tokens,
