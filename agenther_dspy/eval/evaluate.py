@@ -18,7 +18,9 @@ from agenther_dspy.eval.dataset import LabeledSet
 from agenther_dspy.eval.metric import relabel_fidelity
 from agenther_dspy.execution import execute
 
-COMPONENTS = ("decision", "grounding", "no_leak", "anchoring", "naturalness", "closeness", "judge")
+COMPONENTS = (
+    "decision", "usable", "grounding", "no_leak", "anchoring", "naturalness", "closeness", "judge",
+)  # fmt: skip
 
 
 @dataclass
@@ -124,6 +126,20 @@ def paired_difference(
     }
 
 
+def _mean(values: list[float]) -> float:
+    return round(statistics.fmean(values), 4) if values else 0.0
+
+
+def _half_width(interval: list[float]) -> float:
+    return round((interval[1] - interval[0]) / 2, 4) if len(interval) == 2 else 0.0
+
+
+def _balanced(rows: list[EvalRow]) -> float:
+    groups = [[r.score for r in rows if r.gold_recoverable == kind] for kind in (True, False)]
+    present = [statistics.fmean(group) for group in groups if group]
+    return round(statistics.fmean(present), 4) if present else 0.0
+
+
 def summarize(rows: list[EvalRow]) -> dict[str, Any]:
     n = len(rows)
     scores = [row.score for row in rows]
@@ -136,6 +152,14 @@ def summarize(rows: list[EvalRow]) -> dict[str, Any]:
         "examples": n,
         "fidelity": round(statistics.fmean(scores), 4) if scores else 0.0,
         "fidelity_ci95": bootstrap_interval(scores),
+        "fidelity_ci95_half_width": _half_width(bootstrap_interval(scores)),
+        # Few runs are clean demonstrations, so a program that accepts nothing scores high on
+        # the plain mean; the balanced figure weighs recoverable and unrecoverable runs alike.
+        "fidelity_recoverable": _mean([r.score for r in rows if r.gold_recoverable]),
+        "fidelity_unrecoverable": _mean([r.score for r in rows if not r.gold_recoverable]),
+        "fidelity_balanced": _balanced(rows),
+        # Accepted requests the metric finds usable on a run that is a clean demonstration.
+        "accepted_usable": sum(row.score > 0 for row in accepted),
         "accepted": len(accepted),
         "errors": sum(row.status == "error" for row in rows),
         "acceptance_precision": round(true_positive / len(accepted), 4) if accepted else 0.0,
