@@ -20,8 +20,8 @@ MINI = Path("tests/data/labeled_mini.jsonl").resolve()
 def test_evaluate_counts_calls_and_measures_acceptance():
     labeled = load_labeled(MINI)
     relabel = {"hindsight_prompt": "List the copper wire suppliers you found with prices.",
-               "is_valid_replay": True, "rationale": "r", "confidence": 0.9}  # fmt: skip
-    judge = {"is_valid": True, "confidence": 0.9, "rejection_reason": ""}
+               "is_valid_replay": True, "confidence": 0.9}  # fmt: skip
+    judge = {"is_valid": True, "confidence": 0.9}
     lm = DummyLM([relabel, judge, relabel, judge])
     report = evaluate(HindsightRelabeler(llm_extractor=False), labeled, lm=lm)
     summary = report.summary

@@ -96,7 +96,8 @@ class HindsightRelabeler(dspy.Module):
         if not analysis.is_failure:
             return "not a failure"
         if not analysis.recoverable:
-            return f"not recoverable ({analysis.failure_type}): {analysis.explanation}".strip()
+            why = f": {analysis.explanation}" if analysis.explanation.strip() else ""
+            return f"not recoverable ({analysis.failure_type}){why}"
         if analysis.severity_weight < self.severity_threshold:
             return (
                 f"severity weight {analysis.severity_weight:.2f} below threshold "
