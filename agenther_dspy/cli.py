@@ -458,6 +458,11 @@ def evaluate(
     split: Annotated[
         str | None, typer.Option(help="split file in a folder: train, dev or test (default test)")
     ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="evaluate a random sample of this many examples (see --seed)"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the --limit sample")] = 0,
     program_file: Annotated[
         str | None, typer.Option("--program", help="a compiled program saved by compile")
     ] = None,
@@ -499,7 +504,12 @@ def evaluate(
     """Run the program over a labeled set and report relabel fidelity and prompt quality."""
     _check_program_flags(program_file, uncompiled)
     from agenther_dspy.eval import evaluate as run_evaluation
-    from agenther_dspy.eval import load_labeled, make_fidelity_metric, resolve_dataset
+    from agenther_dspy.eval import (
+        load_labeled,
+        make_fidelity_metric,
+        resolve_dataset,
+        sample_labeled,
+    )
     from agenther_dspy.lm import LMConfigError, build_lm
     from agenther_dspy.lm.factory import configure_cache
     from agenther_dspy.optimizers import ProgramError
@@ -507,7 +517,7 @@ def evaluate(
 
     try:
         path = resolve_dataset(dataset, split)
-        labeled = load_labeled(path)
+        labeled = sample_labeled(load_labeled(path), limit, seed)
         configure_cache(cache_dir, enabled=not no_cache)
         lm = build_lm(model, base_url=base_url, api_key_env=api_key_env)
         judge_lm = _judge_lm(judge_model, base_url, api_key_env)
@@ -540,6 +550,8 @@ def evaluate(
         dataset=str(path),
         dataset_sha256=labeled.sha256,
         examples=len(labeled.examples),
+        limit=limit,
+        limit_seed=seed if limit else None,
     )
     report = report or Path("outputs") / f"evaluation-{path.stem}.json"
     with tracked_run("evaluate", enabled=not no_mlflow, tracking_uri=tracking_uri) as tracking:
