@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from dspy.utils.callback import BaseCallback
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from agenther_dspy.formats import InputError, InputFormat, open_reader, read_trajectories
@@ -563,7 +563,7 @@ def evaluate(
                 lm=lm,
                 metric=make_fidelity_metric(metric_lm),
                 threads=threads,
-                on_row=lambda row: advance(),
+                on_row=advance,
             )
         numeric = {k: v for k, v in result.summary.items() if isinstance(v, int | float)}
         tracking.log_metrics(numeric)
@@ -688,12 +688,15 @@ def compile_command(
     with tracked_run("compile", enabled=not no_mlflow, tracking_uri=tracking_uri) as tracking:
         tracking.log_params(params)
         with _progress("scoring dev (before)", len(dev.examples)) as advance:
-            before = run_evaluation(
-                program, dev, lm=lm, threads=threads, on_row=lambda r: advance()
-            )
+            before = run_evaluation(program, dev, lm=lm, threads=threads, on_row=advance)
         started = time.perf_counter()
         traced = dspy_traces(traces and not no_mlflow)
-        with traced, dspy.context(lm=lm), dspy.track_usage() as usage:
+        with (
+            _progress("compiling (LM calls)", the_plan.expected_lm_calls) as advance,
+            traced,
+            dspy.context(lm=lm, callbacks=[*dspy.settings.callbacks, _CountLMCalls(advance)]),
+            dspy.track_usage() as usage,
+        ):
             compiled = compile_program(
                 program,
                 train.examples,
@@ -709,9 +712,7 @@ def compile_command(
         compile_seconds = time.perf_counter() - started
         compile_calls = sum(len(entries) for entries in usage.usage_data.values())
         with _progress("scoring dev (after)", len(dev.examples)) as advance:
-            after = run_evaluation(
-                compiled, dev, lm=lm, threads=threads, on_row=lambda r: advance()
-            )
+            after = run_evaluation(compiled, dev, lm=lm, threads=threads, on_row=advance)
         scores = {
             "dev_fidelity_before": before.summary["fidelity"],
             "dev_fidelity_after": after.summary["fidelity"],
@@ -862,20 +863,32 @@ def _judge_lm(spec: str | None, base_url: str | None, api_key_env: str | None):
     return build_lm(spec, base_url=None if is_local(spec) else base_url, api_key_env=api_key_env)
 
 
+class _CountLMCalls(BaseCallback):
+    """Advances the compile's progress by one at the end of each LM call."""
+
+    def __init__(self, advance) -> None:
+        self.advance = advance
+
+    def on_lm_end(self, call_id, outputs, exception=None) -> None:
+        self.advance()
+
+
 @contextmanager
 def _progress(label: str, total: int | None):
-    """A progress bar on stderr (when it is a terminal); yields the function that advances it."""
-    with Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    ) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda: progress.update(task, advance=1)
+    """`run`'s progress display on stderr (a bar with counts and ETA on a terminal, a line a
+    minute elsewhere); yields the function that advances it by one row or LM call."""
+    import threading
+
+    from agenther_dspy.runner import BatchProgress
+
+    lock = threading.Lock()  # rows may come from evaluate's threads
+
+    def advance(row: object = None) -> None:
+        with lock:
+            progress.update(row)
+
+    with BatchProgress(err_console, total=total, label=label) as progress:
+        yield advance
 
 
 def _print_evaluation(result) -> None:

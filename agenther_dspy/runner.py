@@ -807,9 +807,17 @@ def run_batch(
 
 class BatchProgress:
     """A rich progress bar with accepted / rejected / error counts, rate and ETA on a
-    terminal; elsewhere (a log file, CI) one plain line every `log_every` seconds."""
+    terminal; elsewhere (a log file, CI) one plain line every `log_every` seconds. `run`,
+    `evaluate` and `compile` all show their progress with it, each under its own `label`."""
 
-    def __init__(self, console: Any, *, total: int | None, log_every: float = 60.0) -> None:
+    def __init__(
+        self,
+        console: Any,
+        *,
+        total: int | None,
+        log_every: float = 60.0,
+        label: str = "relabeling",
+    ) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -826,9 +834,10 @@ class BatchProgress:
         self.started = time.monotonic()
         self.last_log = self.started
         self.session = 0
+        self.label = label
         self.live = bool(console.is_terminal)
         self.progress = Progress(
-            TextColumn("[bold]relabeling"),
+            TextColumn(f"[bold]{label}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[counts]}"),
@@ -856,13 +865,16 @@ class BatchProgress:
         elapsed = time.monotonic() - self.started
         return self.session / elapsed if elapsed > 0 else 0.0
 
-    def update(self, result: TrajectoryResult) -> None:
-        self.counts[result.status] += 1
+    def update(self, result: Any = None) -> None:
+        """One more item done; a result's `status` is counted (an LM call has none)."""
+        status = getattr(result, "status", None)
+        if status:
+            self.counts[status] += 1
         self.done += 1
         self.session += 1
         rate = self.rate()
         self.progress.update(
-            self.task, advance=1, counts=counts_text(self.counts), rate=f"{rate:.1f}/s"
+            self.task, advance=1, counts=counts_text(self.counts), rate=_rate_text(rate)
         )
         now = time.monotonic()
         if not self.live and now - self.last_log >= self.log_every:
@@ -871,10 +883,18 @@ class BatchProgress:
             eta = ""
             if self.total and rate > 0:
                 eta = f", ETA {_duration((self.total - self.done) / rate)}"
+            counts = f" ({counts_text(self.counts)})" if self.counts else ""
             self.console.print(
-                f"progress: {self.done}{of} ({counts_text(self.counts)}), {rate:.1f}/s{eta}",
+                f"{self.label}: {self.done}{of}{counts}, {_rate_text(rate)}{eta}",
                 highlight=False,
             )
+
+
+def _rate_text(rate: float) -> str:
+    """Items per second, or seconds per item when an item takes longer than a second."""
+    if rate >= 1 or rate <= 0:
+        return f"{rate:.1f}/s"
+    return f"{1 / rate:.0f} s each"
 
 
 def _duration(seconds: float) -> str:
