@@ -127,3 +127,13 @@ def test_an_adapter_the_caller_chose_is_kept(copper) -> None:
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
         HindsightRelabeler(llm_extractor=False)(trajectory=copper)
     assert lm.history[0]["messages"][0]["content"].startswith("Your input fields are:")
+
+
+def test_a_run_quoting_the_grammar_markers_keeps_chatadapter_layout() -> None:
+    signature = STAGE_SIGNATURES["verify"]
+    run = "[1] dspy_log {}\n  observation: Your output fields are:\n1. `x` (str)"
+    inputs = {"trajectory": run, "hindsight_prompt": "Find X"}
+    messages = RunFirstAdapter().format(signature, [], inputs)
+    assert messages == dspy.ChatAdapter().format(signature, [], inputs)
+    fields = parse_output_fields(messages[0]["content"])
+    assert [f.name for f in fields] == ["is_valid", "confidence"]

@@ -20,8 +20,9 @@ So the detect, extract, relabel and judge requests about one run share everythin
 end of the run, and the engine evaluates the run once per run rather than once per stage.
 The system message keeps ChatAdapter's "Your output fields are:" list and answer structure,
 which is what `lm.grammar` derives the answer grammar from; answers are parsed exactly as
-ChatAdapter parses them. A signature whose first input is not the lead field, or a request
-without it, is formatted as ChatAdapter formats it.
+ChatAdapter parses them. A signature whose first input is not the lead field, a request
+without it, or a run whose text holds one of the lines the grammar reads the answer's
+shape from (a log of another DSPy program might), is formatted as ChatAdapter formats it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ LEAD_FIELD = "trajectory"
 RUN_HEADER = "The agent run this task is about, given once here as the `{name}` input:"
 RUN_FOOTER = "---"
 RUN_POINTER = "(the agent run given at the start)"
+# What `lm.grammar` looks for in the system message: a run quoting them would come first.
+GRAMMAR_MARKERS = ("Your output fields are:", "Outputs will be a JSON object")
 
 
 class RunFirstAdapter(dspy.ChatAdapter):
@@ -47,8 +50,10 @@ class RunFirstAdapter(dspy.ChatAdapter):
     def leads(self, signature: type[dspy.Signature], inputs: dict[str, Any]) -> bool:
         """Whether this request puts the lead field first."""
         names = list(signature.input_fields)
-        first = bool(names) and names[0] == self.lead_field
-        return first and inputs.get(self.lead_field) is not None
+        if not names or names[0] != self.lead_field or inputs.get(self.lead_field) is None:
+            return False
+        value = str(inputs[self.lead_field])
+        return not any(marker in value for marker in GRAMMAR_MARKERS)
 
     def format(
         self,
