@@ -8,7 +8,7 @@ from dspy.utils import DummyLM
 from agenther_dspy import HindsightRelabeler
 from agenther_dspy.lm import build_lm
 from agenther_dspy.lm.grammar import grammar_for_request, parse_output_fields
-from agenther_dspy.lm.stub_server import StubServer
+from agenther_dspy.lm.stub_server import StubServer, default_responder
 from agenther_dspy.modules.adapter import RUN_POINTER, RunFirstAdapter
 from agenther_dspy.modules.render import render_trajectory
 from agenther_dspy.signatures import STAGE_SIGNATURES
@@ -137,3 +137,23 @@ def test_a_run_quoting_the_grammar_markers_keeps_chatadapter_layout() -> None:
     assert messages == dspy.ChatAdapter().format(signature, [], inputs)
     fields = parse_output_fields(messages[0]["content"])
     assert [f.name for f in fields] == ["is_valid", "confidence"]
+
+
+def test_batch_runs_and_evaluations_send_the_run_first(copper) -> None:
+    from agenther_dspy.eval import evaluate, load_labeled
+    from agenther_dspy.formats import Record
+    from agenther_dspy.runner import process_record
+
+    systems: list[str] = []
+
+    def capture(fields, messages):
+        systems.append(messages[0]["content"])
+        return default_responder(fields, messages)
+
+    labeled = load_labeled("tests/data/labeled_mini.jsonl")
+    with StubServer(responder=capture) as server:
+        lm = build_lm("openai/stub", base_url=server.base_url, cache=False)
+        process_record(HindsightRelabeler(), Record(copper, "x.jsonl", 1), lm, "sft")
+        evaluate(HindsightRelabeler(), labeled, lm=lm)
+    assert len(systems) > 3
+    assert all(system.startswith("The agent run this task is about") for system in systems)
