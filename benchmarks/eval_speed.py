@@ -49,7 +49,15 @@ RUN_IDS = [
     "tau2-grok-3-airline-task11-trial0-91762b0f",
     "lbl-spreadsheet-03",
 ]
-MEASURES = ("prompt_tokens_sent", "prompt_tokens_cached", "prompt_tokens_evaluated", "seconds")
+MEASURES = (
+    "prompt_tokens_sent",
+    "prompt_tokens_cached",
+    "prompt_tokens_evaluated",
+    "seconds",
+    "evaluated_per_call",
+    "seconds_per_call",
+)
+PER_RUN = MEASURES[:4]
 
 
 # ─── The worker: one version of the package, one model, runs from stdin ─────────────────
@@ -153,8 +161,13 @@ def load_runs(path: Path, ids: list[str]) -> list[dict[str, Any]]:
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
-    summary = {key: statistics.fmean(r[key] for r in rows) for key in MEASURES}
+    summary = {key: statistics.fmean(r[key] for r in rows) for key in PER_RUN}
     summary["lm_calls"] = statistics.fmean(r["lm_calls"] for r in rows)
+    # The two versions can take different paths on one run (another answer, another
+    # attempt): per LM call, the cost of a request in each layout.
+    calls = sum(r["lm_calls"] for r in rows) or 1
+    summary["evaluated_per_call"] = sum(r["prompt_tokens_evaluated"] for r in rows) / calls
+    summary["seconds_per_call"] = sum(r["seconds"] for r in rows) / calls
     summary["fidelity"] = statistics.fmean(r["score"] for r in rows)
     summary["accepted"] = sum(r["status"] == "accepted" for r in rows)
     return summary
@@ -214,14 +227,16 @@ def report(results: dict[str, list[dict[str, Any]]], out: Path | None) -> None:
         print(
             f"{name:6s} per run: {s['lm_calls']:.1f} LM calls, prompt tokens sent "
             f"{s['prompt_tokens_sent']:.0f}, evaluated {s['prompt_tokens_evaluated']:.0f}, "
-            f"{s['seconds']:.1f} s; fidelity {s['fidelity']:.3f}, accepted {s['accepted']}"
+            f"{s['seconds']:.1f} s; per LM call {s['evaluated_per_call']:.0f} tokens evaluated, "
+            f"{s['seconds_per_call']:.1f} s; fidelity {s['fidelity']:.3f}, accepted {s['accepted']}"
         )
     before, after = summaries["before"], summaries["after"]
     ratios = {key: after[key] / before[key] for key in MEASURES if before[key]}
     print(
-        f"after / before: tokens sent ×{ratios['prompt_tokens_sent']:.2f}, evaluated "
-        f"×{ratios['prompt_tokens_evaluated']:.2f}, seconds ×{ratios['seconds']:.2f} "
-        f"({done} runs)"
+        f"after / before, per run: tokens sent ×{ratios['prompt_tokens_sent']:.2f}, evaluated "
+        f"×{ratios['prompt_tokens_evaluated']:.2f}, seconds ×{ratios['seconds']:.2f}; per LM "
+        f"call: evaluated ×{ratios['evaluated_per_call']:.2f}, seconds "
+        f"×{ratios['seconds_per_call']:.2f} ({done} runs)"
     )
     if out:
         payload = {"runs": results, "summary": summaries, "ratios": ratios}
