@@ -167,7 +167,6 @@ def sample_from_prediction(
             "relabel_confidence": round(prediction.confidence, 4),
             "single_judge": prediction.single_judge,
             "failure_type": prediction.analysis.failure_type,
-            "rationale": prediction.relabel.rationale,
         },
     )
 

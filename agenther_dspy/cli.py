@@ -232,6 +232,8 @@ def convert(
 def evaluate(
     dataset: opt.DatasetOpt = None,
     split: opt.SplitOpt = None,
+    limit: opt.LimitOpt = None,
+    seed: opt.SeedOpt = 0,
     program_file: opt.ProgramOpt = None,
     uncompiled: opt.UncompiledOpt = False,
     model: opt.ModelOpt = "local",
@@ -260,8 +262,7 @@ def evaluate(
     stages and acceptance rule: the detector, extractor and fallback flags are then ignored.
     """
     _check_program_flags(program_file, uncompiled)
-    from agenther_dspy.eval import evaluate as run_evaluation
-    from agenther_dspy.eval import load_labeled, make_fidelity_metric, resolve_dataset
+    from agenther_dspy import eval as ev
     from agenther_dspy.lm import LMConfigError
     from agenther_dspy.optimizers import ProgramError
     from agenther_dspy.optimizers.workflow import numeric
@@ -277,8 +278,8 @@ def evaluate(
                              not no_cache)  # fmt: skip
     try:
         lm_settings.check(judge_model, metric_judge)
-        path = resolve_dataset(dataset, split)
-        labeled = load_labeled(path)
+        path = ev.resolve_dataset(dataset, split)
+        labeled = ev.sample_labeled(ev.load_labeled(path), limit, seed)
         lm_settings.configure_cache()
         lm = lm_settings.build()
         metric_lm = lm_settings.build_optional(metric_judge)
@@ -294,13 +295,13 @@ def evaluate(
 
     params = program_params(program, program_file, lm_settings, judge_model)
     params.update(metric_judge=metric_judge, dataset=str(path), dataset_sha256=labeled.sha256)
-    params.update(examples=len(labeled.examples))
+    params.update(examples=len(labeled.examples), limit=limit, limit_seed=seed if limit else None)
     report = report or Path("outputs") / f"evaluation-{path.stem}.json"
     with tracked_run("evaluate", enabled=not no_mlflow, tracking_uri=tracking_uri) as tracking:
         tracking.log_params(params)
         with progress_bar("evaluating", len(labeled.examples)) as advance:
-            metric = make_fidelity_metric(metric_lm)
-            result = run_evaluation(
+            metric = ev.make_fidelity_metric(metric_lm)
+            result = ev.evaluate(
                 program, labeled, lm=lm, metric=metric, threads=threads, on_row=lambda r: advance()
             )
         tracking.log_metrics(numeric(result.summary))

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -26,19 +25,22 @@ err_console = Console(stderr=True)
 
 
 @contextmanager
-def progress_bar(label: str, total: int | None) -> Iterator[Callable[[], None]]:
-    """A progress bar on stderr (when it is a terminal); yields the function that advances it."""
-    with Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    ) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda: progress.update(task, advance=1)
+def progress_bar(label: str, total: int | None) -> Iterator[Callable[..., None]]:
+    """`run`'s progress display on stderr (a bar with counts and ETA on a terminal, a line a
+    minute elsewhere); yields the function that advances it by one row or LM call."""
+    import threading
+
+    from agenther_dspy.runner import BatchProgress
+
+    lock = threading.Lock()  # rows may come from evaluate's threads
+
+    with BatchProgress(err_console, total=total, label=label) as progress:
+
+        def advance(item: object = None) -> None:
+            with lock:
+                progress.update(item)
+
+        yield advance
 
 
 def print_invalid(records: list[Any]) -> None:

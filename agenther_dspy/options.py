@@ -150,6 +150,11 @@ DatasetOpt = Annotated[
 SplitOpt = Annotated[
     str | None, typer.Option(help="split file in a folder: train, dev or test (default test)")
 ]
+LimitOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="evaluate a random sample of this many examples (see --seed)"),
+]
+SeedOpt = Annotated[int, typer.Option(help="seed of the --limit sample")]
 MetricJudgeOpt = Annotated[
     str | None,
     typer.Option(help="add an LM judge's verdict to the fidelity metric, with this model"),

@@ -114,7 +114,6 @@ class Relabel(BaseModel):
 
     hindsight_prompt: str
     is_valid_replay: bool
-    rationale: str = ""
     confidence: float = Field(ge=0.0, le=1.0)
     temperature: float = 0.0
 
@@ -126,7 +125,6 @@ class Verdict(BaseModel):
 
     is_valid: bool
     confidence: float = Field(ge=0.0, le=1.0)
-    rejection_reason: str = ""
 
     _clamp = field_validator("confidence", mode="before")(lambda v: _unit(v))
 

@@ -20,13 +20,12 @@ def relabel(confidence=0.9, valid=True, prompt=PROMPT):
     return {
         "hindsight_prompt": prompt,
         "is_valid_replay": valid,
-        "rationale": "the searches list every supplier with price and MOQ",
         "confidence": confidence,
     }
 
 
-def judge(confidence=0.9, valid=True, reason=""):
-    return {"is_valid": valid, "confidence": confidence, "rejection_reason": reason}
+def judge(confidence=0.9, valid=True):
+    return {"is_valid": valid, "confidence": confidence}
 
 
 def calls(lm):
@@ -74,11 +73,11 @@ def test_retries_escalate_temperature_as_distinct_requests(copper):
 
 JUDGE_REJECTS_ALL = [
     relabel(0.6, prompt="first"),
-    judge(0.2, valid=False, reason="MOQ not shown"),
+    judge(0.2, valid=False),
     relabel(0.7, prompt="second"),
-    judge(0.3, valid=False, reason="no prices"),
+    judge(0.3, valid=False),
     relabel(0.55, prompt="third"),
-    judge(0.9, valid=False, reason="not all suppliers"),
+    judge(0.9, valid=False),
 ]
 
 
@@ -89,14 +88,15 @@ def test_judge_rejections_fall_back_to_best_single_judge_attempt(copper):
     assert prediction.relabel.hindsight_prompt == "second"
     assert prediction.confidence == pytest.approx(0.7)
     assert prediction.reason.startswith("single-judge fallback")
-    assert "no prices" in prediction.attempts[1]["outcome"]
+    assert "confidence 0.30" in prediction.attempts[1]["outcome"]
     assert len(lm.history) == 6
 
 
 def test_with_the_judge_required_its_rejections_reject_the_run(copper):
     prediction, lm = run(copper, JUDGE_REJECTS_ALL, single_judge_fallback=False)
     assert prediction.status == "rejected" and not prediction.single_judge
-    assert "no prices" in prediction.reason and "not all suppliers" in prediction.reason
+    assert "#2 second judge rejected (valid=False, confidence 0.30)" in prediction.reason
+    assert "#3 second judge rejected (valid=False, confidence 0.90)" in prediction.reason
     assert prediction.relabel.hindsight_prompt == "second"  # the best attempt, for the record
     assert len(lm.history) == 6  # the same attempts: only the final rule differs
 
@@ -119,7 +119,7 @@ def test_judge_required_rescores_a_run_as_the_program_without_fallback_answers(c
 
 
 def test_judge_that_says_invalid_never_accepts_even_when_confident(copper):
-    prediction, _ = run(copper, [relabel(0.9), judge(0.95, valid=False, reason="wrong")] * 3)
+    prediction, _ = run(copper, [relabel(0.9), judge(0.95, valid=False)] * 3)
     assert prediction.single_judge  # only through the fallback
 
 
@@ -180,7 +180,6 @@ def test_lm_detector_and_extractor_feed_the_relabeler(copper):
         "failure_type": "constraint_violation",
         "severity_weight": 1.7,  # out of range: clamped
         "recoverable": True,
-        "explanation": "price limit missed",
     }
     extract = {
         "achievements": ["listed 7 suppliers"],

@@ -20,8 +20,8 @@ MINI = Path("tests/data/labeled_mini.jsonl").resolve()
 def test_evaluate_counts_calls_and_measures_acceptance():
     labeled = load_labeled(MINI)
     relabel = {"hindsight_prompt": "List the copper wire suppliers you found with prices.",
-               "is_valid_replay": True, "rationale": "r", "confidence": 0.9}  # fmt: skip
-    judge = {"is_valid": True, "confidence": 0.9, "rejection_reason": ""}
+               "is_valid_replay": True, "confidence": 0.9}  # fmt: skip
+    judge = {"is_valid": True, "confidence": 0.9}
     lm = DummyLM([relabel, judge, relabel, judge])
     report = evaluate(HindsightRelabeler(llm_extractor=False), labeled, lm=lm)
     summary = report.summary
@@ -100,3 +100,57 @@ def test_scrub_removes_url_credentials_and_secret_values(monkeypatch):
     monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-1234567890")
     assert scrub("http://user:pw@host:8000/v1") == "http://***@host:8000/v1"
     assert scrub({"a": ["failed with tok-1234567890"]}) == {"a": ["failed with ***"]}
+
+
+def test_limit_draws_the_same_seeded_sample_in_file_order():
+    from agenther_dspy.eval import sample_labeled
+    from agenther_dspy.eval.dataset import resolve_dataset
+
+    labeled = load_labeled(resolve_dataset(None, "dev"))
+    ids = [e.trajectory["trajectory_id"] for e in labeled.examples]
+
+    def pick(limit, seed):
+        sample = sample_labeled(labeled, limit, seed)
+        return [e.trajectory["trajectory_id"] for e in sample.examples]
+
+    first = pick(5, seed=3)
+    assert len(first) == len(set(first)) == 5
+    assert first == pick(5, seed=3)  # deterministic
+    assert first != pick(5, seed=4)
+    assert first == [i for i in ids if i in first]  # file order
+    assert pick(None, seed=3) == ids and pick(len(ids) + 5, seed=3) == ids
+
+
+def test_evaluate_command_limit_evaluates_n_examples_with_progress(tmp_path):
+    with StubServer() as server:
+        result = cli(
+            "evaluate", "--dataset", str(MINI), "-m", "openai/stub", "--base-url", server.base_url,
+            "--limit", "2", "--seed", "1", "--no-mlflow", "--report", str(tmp_path / "r.json"),
+            cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["summary"]["examples"] == 2 and len(report["rows"]) == 2
+    assert report["params"]["limit"] == 2 and report["params"]["limit_seed"] == 1
+    wanted = [e.trajectory["trajectory_id"] for e in load_labeled(MINI).examples]
+    chosen = [row["trajectory_id"] for row in report["rows"]]
+    assert chosen == [i for i in wanted if i in chosen]
+
+
+def test_progress_off_a_terminal_logs_done_counts_rate_and_eta():
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from agenther_dspy.runner import BatchProgress
+
+    out = io.StringIO()
+    with BatchProgress(Console(file=out), total=4, log_every=0, label="evaluating") as progress:
+        progress.update(SimpleNamespace(status="accepted"))
+        progress.update(SimpleNamespace(status="rejected"))
+        progress.update()  # an LM call during compile: counted, no status
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("evaluating: 1/4 (1 accepted), ")
+    assert lines[1].startswith("evaluating: 2/4 (1 accepted, 1 rejected), ")
+    assert "ETA" in lines[1] and lines[2].startswith("evaluating: 3/4")

@@ -96,22 +96,17 @@ def _answer(signature: type[dspy.Signature], values: dict[str, str]) -> str:
 @pytest.mark.parametrize("weight", ["0", "1", "1.0", "0.5", "0.05", "0.99"])
 @pytest.mark.parametrize("flag", ["True", "False"])
 def test_every_scalar_the_grammar_admits_parses(weight: str, flag: str) -> None:
-    grammar = grammar_for_request(_system(DetectFailure), None, max_tokens=512)
+    grammar = grammar_for_request(_system(RelabelTrajectory), None, max_tokens=512)
     assert '"True" | "False"' in grammar and '"0." [0-9] [0-9]?' in grammar
     text = 'A run [that] found {3} prices: $4.90/kg, it\'s fine "quoted"' + "x" * 200
     answer = _answer(
-        DetectFailure,
-        {
-            "failure_type": "wrong_result",
-            "severity_weight": weight,
-            "recoverable": flag,
-            "explanation": text,
-        },
+        RelabelTrajectory,
+        {"hindsight_prompt": text, "is_valid_replay": flag, "confidence": weight},
     )
-    parsed = dspy.ChatAdapter().parse(DetectFailure, answer)
-    assert parsed["recoverable"] is (flag == "True")
-    assert 0.0 <= parsed["severity_weight"] <= 1.0
-    assert parsed["explanation"] == text
+    parsed = dspy.ChatAdapter().parse(RelabelTrajectory, answer)
+    assert parsed["is_valid_replay"] is (flag == "True")
+    assert 0.0 <= parsed["confidence"] <= 1.0
+    assert parsed["hindsight_prompt"] == text
 
 
 def test_lists_of_bounded_quoted_strings_parse() -> None:
@@ -142,7 +137,7 @@ def test_chain_of_thought_reasoning_is_free_text_first() -> None:
     predictor = dspy.ChainOfThought(VerifyRelabel)
     system = _system(predictor.predict.signature)
     fields = parse_output_fields(system)
-    assert [f.name for f in fields] == ["reasoning", "is_valid", "confidence", "rejection_reason"]
+    assert [f.name for f in fields] == ["reasoning", "is_valid", "confidence"]
     assert fields[0].kind == "text"
 
 

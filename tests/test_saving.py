@@ -30,7 +30,7 @@ def compiled_like() -> HindsightRelabeler:
     )
     program.relabeler.judge.demos = [
         dspy.Example(trajectory="[1] search {}", hindsight_prompt="Find X", is_valid=True,
-                     confidence=0.9, rejection_reason="")
+                     confidence=0.9)
     ]  # fmt: skip
     return program
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -86,3 +87,15 @@ def load_labeled(path: str | Path) -> LabeledSet:
             ).with_inputs("trajectory")
         )
     return LabeledSet(path, examples, invalid)
+
+
+def sample_labeled(labeled: LabeledSet, limit: int | None, seed: int = 0) -> LabeledSet:
+    """`limit` examples drawn at random with `seed`, kept in file order; the whole set
+    without a limit or when it has no more. The same set, limit and seed always give the
+    same examples, so quick evaluations can be compared with each other."""
+    if limit is None or limit >= len(labeled.examples):
+        return labeled
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    chosen = sorted(random.Random(seed).sample(range(len(labeled.examples)), limit))
+    return replace(labeled, examples=[labeled.examples[index] for index in chosen])

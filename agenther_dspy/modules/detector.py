@@ -135,6 +135,5 @@ class LMFailureDetector(dspy.Module):
             failure_type=out.failure_type,
             severity_weight=out.severity_weight,
             recoverable=out.recoverable,
-            explanation=out.explanation,
         )
         return dspy.Prediction(analysis=analysis)

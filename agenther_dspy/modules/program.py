@@ -14,6 +14,7 @@ from typing import Any
 
 import dspy
 
+from agenther_dspy.modules.adapter import default_adapter
 from agenther_dspy.modules.detector import LMFailureDetector, RuleFailureDetector
 from agenther_dspy.modules.extractor import LMOutcomeExtractor, RuleOutcomeExtractor
 from agenther_dspy.modules.relabel import RelabelAndVerify, rejection
@@ -68,6 +69,15 @@ class HindsightRelabeler(dspy.Module):
         return self.relabeler.single_judge_fallback
 
     def forward(self, trajectory: Trajectory | dict[str, Any]) -> dspy.Prediction:
+        # Every caller (run, evaluate, compile, serving, the Python API) goes through here, so
+        # this is where the stages get their run-first layout (see `modules.adapter`); an
+        # adapter the caller put in `dspy.context` wins.
+        if dspy.settings.adapter is not None:
+            return self._relabel(trajectory)
+        with dspy.context(adapter=default_adapter()):
+            return self._relabel(trajectory)
+
+    def _relabel(self, trajectory: Trajectory | dict[str, Any]) -> dspy.Prediction:
         if not isinstance(trajectory, Trajectory):
             trajectory = Trajectory.model_validate(trajectory)
         rendered = render_trajectory(trajectory)
@@ -117,7 +127,8 @@ class HindsightRelabeler(dspy.Module):
         if not analysis.is_failure:
             return "not a failure"
         if not analysis.recoverable:
-            return f"not recoverable ({analysis.failure_type}): {analysis.explanation}".strip()
+            why = f": {analysis.explanation}" if analysis.explanation.strip() else ""
+            return f"not recoverable ({analysis.failure_type}){why}"
         if analysis.severity_weight < self.severity_threshold:
             return (
                 f"severity weight {analysis.severity_weight:.2f} below threshold "

@@ -78,7 +78,6 @@ class RelabelAndVerify(dspy.Module):
         return Relabel(
             hindsight_prompt=out.hindsight_prompt.strip(),
             is_valid_replay=out.is_valid_replay,
-            rationale=out.rationale,
             confidence=out.confidence,
             temperature=temperature,
         )
@@ -90,9 +89,7 @@ class RelabelAndVerify(dspy.Module):
                 hindsight_prompt=hindsight_prompt,
                 config={"temperature": JUDGE_TEMPERATURE},
             )
-        return Verdict(
-            is_valid=out.is_valid, confidence=out.confidence, rejection_reason=out.rejection_reason
-        )
+        return Verdict(is_valid=out.is_valid, confidence=out.confidence)
 
     def forward(
         self, rendered: str, original_prompt: str, outcome: ReplayOutcome
@@ -143,10 +140,9 @@ class RelabelAndVerify(dspy.Module):
                     single_judge=False,
                     attempts=attempts,
                 )
-            why = verdict.rejection_reason.strip() or "no reason given"
             record["outcome"] = (
                 f"second judge rejected (valid={verdict.is_valid}, "
-                f"confidence {verdict.confidence:.2f}): {why}"
+                f"confidence {verdict.confidence:.2f})"
             )
 
         kept = best is not None and best.confidence >= FALLBACK_FACTOR * threshold

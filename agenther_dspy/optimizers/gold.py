@@ -77,7 +77,6 @@ def gold_demos(example: dspy.Example) -> dict[str, list[dspy.Example]]:
                 failure_type=gold["failure_type"],
                 severity_weight=gold["severity_weight"],
                 recoverable=gold["recoverable"],
-                explanation=gold["notes"],
             )
         ],
         "extractor.predict": [
@@ -97,7 +96,6 @@ def gold_demos(example: dspy.Example) -> dict[str, list[dspy.Example]]:
                 not_achieved=missed,
                 hindsight_prompt=reference or "none: nothing in the run is a usable result",
                 is_valid_replay=gold["recoverable"],
-                rationale=gold["notes"],
                 confidence=0.9 if gold["recoverable"] else 0.1,
             )
         ],
@@ -107,7 +105,6 @@ def gold_demos(example: dspy.Example) -> dict[str, list[dspy.Example]]:
                 hindsight_prompt=trajectory.original_prompt,
                 is_valid=False,
                 confidence=0.9,
-                rejection_reason=f"the run did not achieve: {missed}",
             )
         ],
     }
@@ -119,7 +116,6 @@ def gold_demos(example: dspy.Example) -> dict[str, list[dspy.Example]]:
                 hindsight_prompt=reference,
                 is_valid=True,
                 confidence=0.9,
-                rejection_reason="",
             ),
         )
     return demos

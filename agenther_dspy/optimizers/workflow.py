@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dspy
+from dspy.utils.callback import BaseCallback
 
 from agenther_dspy.eval import EvalReport, LabeledSet, evaluate, paired_difference
 from agenther_dspy.modules.program import HindsightRelabeler
@@ -32,6 +33,16 @@ Progress = Callable[[str, int], AbstractContextManager[Callable[[], None]]]
 
 
 @contextmanager
+class _CountLMCalls(BaseCallback):
+    """Advances the compile's progress by one at the end of each LM call."""
+
+    def __init__(self, advance: Callable[[], None]) -> None:
+        self.advance = advance
+
+    def on_lm_end(self, call_id: str, outputs: Any, exception: Exception | None = None) -> None:
+        self.advance()
+
+
 def no_progress(label: str, total: int) -> Iterator[Callable[[], None]]:
     yield lambda: None
 
@@ -75,7 +86,12 @@ def compile_and_save(
     with progress("scoring dev (before)", len(dev.examples)) as advance:
         before = evaluate(program, dev, lm=lm, threads=threads, on_row=lambda row: advance())
     started = time.perf_counter()
-    with tracking.traces(traces), dspy.context(lm=lm), dspy.track_usage() as usage:
+    with (
+        progress("compiling (LM calls)", plan.expected_lm_calls) as advance,
+        tracking.traces(traces),
+        dspy.context(lm=lm, callbacks=[*dspy.settings.callbacks, _CountLMCalls(advance)]),
+        dspy.track_usage() as usage,
+    ):
         compiled = compile_program(
             program,
             train.examples,

@@ -41,14 +41,21 @@ def count_input_records(path: str | Path) -> int | None:
 
 class BatchProgress:
     """A rich progress bar with accepted / rejected / error counts, rate and ETA on a
-    terminal; elsewhere (a log file, CI) one plain line every `log_every` seconds.
+    terminal; elsewhere (a log file, CI) one plain line every `log_every` seconds. `run`,
+    `evaluate` and `compile` all show their progress with it, each under its own `label`.
 
     Its `start`, `update` and `interrupted` are `run_batch`'s callbacks; `shown` keeps the
     first `keep` results for the table printed at the end (the rest are in the results file).
     """
 
     def __init__(
-        self, console: Any, *, total: int | None, log_every: float = 60.0, keep: int = 50
+        self,
+        console: Any,
+        *,
+        total: int | None,
+        log_every: float = 60.0,
+        keep: int = 50,
+        label: str = "relabeling",
     ) -> None:
         from rich.progress import (
             BarColumn,
@@ -67,10 +74,11 @@ class BatchProgress:
         self.last_log = self.started
         self.session = 0
         self.keep = keep
+        self.label = label
         self.shown: list[TrajectoryResult] = []
         self.live = bool(console.is_terminal)
         self.progress = Progress(
-            TextColumn("[bold]relabeling"),
+            TextColumn(f"[bold]{label}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[counts]}"),
@@ -110,19 +118,22 @@ class BatchProgress:
             "stopping: finishing the trajectories in flight (Ctrl-C again to stop now)"
         )
 
-    def update(self, result: TrajectoryResult) -> None:
-        if len(self.shown) < self.keep:
-            self.shown.append(result)
-        if result.status == "invalid":
-            self.console.print(
-                f"[yellow]invalid[/yellow] {result.file}:{result.line}: {result.reason}"
-            )
-        self.counts[result.status] += 1
+    def update(self, result: Any = None) -> None:
+        """One more item done; a result's `status` is counted (an LM call has none)."""
+        status = getattr(result, "status", None)
+        if status is not None:
+            if len(self.shown) < self.keep:
+                self.shown.append(result)
+            if status == "invalid":
+                self.console.print(
+                    f"[yellow]invalid[/yellow] {result.file}:{result.line}: {result.reason}"
+                )
+            self.counts[status] += 1
         self.done += 1
         self.session += 1
         rate = self.rate()
         self.progress.update(
-            self.task, advance=1, counts=counts_text(self.counts), rate=f"{rate:.1f}/s"
+            self.task, advance=1, counts=counts_text(self.counts), rate=_rate_text(rate)
         )
         now = time.monotonic()
         if not self.live and now - self.last_log >= self.log_every:
@@ -131,10 +142,18 @@ class BatchProgress:
             eta = ""
             if self.total and rate > 0:
                 eta = f", ETA {_duration((self.total - self.done) / rate)}"
+            counts = f" ({counts_text(self.counts)})" if self.counts else ""
             self.console.print(
-                f"progress: {self.done}{of} ({counts_text(self.counts)}), {rate:.1f}/s{eta}",
+                f"{self.label}: {self.done}{of}{counts}, {_rate_text(rate)}{eta}",
                 highlight=False,
             )
+
+
+def _rate_text(rate: float) -> str:
+    """Items per second, or seconds per item when an item takes longer than a second."""
+    if rate <= 0:
+        return ""
+    return f"{rate:.1f}/s" if rate >= 1 else f"{1 / rate:.0f} s each"
 
 
 def _duration(seconds: float) -> str:

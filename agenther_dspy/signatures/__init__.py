@@ -34,7 +34,6 @@ class DetectFailure(dspy.Signature):
     failure_type: FailureType = dspy.OutputField(desc="the main way the run failed")
     severity_weight: float = dspy.OutputField(desc="between 0 and 1")
     recoverable: bool = dspy.OutputField(desc="does the run hold results worth relabeling")
-    explanation: str = dspy.OutputField(desc="one or two sentences")
 
 
 class ExtractOutcome(dspy.Signature):
@@ -69,7 +68,6 @@ class RelabelTrajectory(dspy.Signature):
     not_achieved: str = dspy.InputField(desc="what the run did not achieve: never ask for it")
     hindsight_prompt: str = dspy.OutputField(desc="the new user request")
     is_valid_replay: bool = dspy.OutputField(desc="does the run fully satisfy the new request")
-    rationale: str = dspy.OutputField(desc="why the run satisfies it, in one or two sentences")
     confidence: float = dspy.OutputField(desc="between 0 and 1")
 
 
@@ -78,14 +76,12 @@ class VerifyRelabel(dspy.Signature):
 
     Judge only from the run's observations and final answer. The run satisfies the request
     when everything the request asks for was actually done or found, with the values the
-    request names. If anything requested is missing, wrong or only claimed, it is not valid:
-    say what is missing."""
+    request names. If anything requested is missing, wrong or only claimed, it is not valid."""
 
     trajectory: str = dspy.InputField(desc="the agent run: numbered steps and final answer")
     hindsight_prompt: str = dspy.InputField(desc="the user request to check")
     is_valid: bool = dspy.OutputField(desc="does the run fully satisfy the request")
     confidence: float = dspy.OutputField(desc="between 0 and 1")
-    rejection_reason: str = dspy.OutputField(desc="what is missing or wrong; empty if valid")
 
 
 STAGE_SIGNATURES: dict[str, type[dspy.Signature]] = {
