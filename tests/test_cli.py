@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, REAL_FAILED, write_jsonl
+from conftest import AGENTHER_RUNS, EXAMPLES, write_jsonl
 
 from agenther_dspy.lm.stub_server import StubServer
 
@@ -108,7 +108,7 @@ def test_run_other_formats(tmp_path, server, fmt):
 
 
 def test_run_reports_invalid_lines_and_processes_the_rest(tmp_path, server):
-    good = [json.loads(line) for line in REAL_FAILED.read_text().splitlines()[:2]]
+    good = [json.loads(line) for line in AGENTHER_RUNS.read_text().splitlines()[:2]]
     path = write_jsonl(tmp_path / "mixed.jsonl", [good[0], {"original_prompt": "x"}, good[1]])
     out = tmp_path / "out.jsonl"
     result = cli("run", str(path), "-o", str(out), "-m", "openai/stub",

@@ -6,10 +6,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, REAL_FAILED, REAL_SUCCESS, SHARED, write_jsonl
+from conftest import AGENTHER_RUNS, DATA, EXAMPLES, REAL_FAILED, REAL_SUCCESS, TAU2_RAW, write_jsonl
 
 from agenther_dspy.augment import chat_messages
 from agenther_dspy.formats import (
@@ -30,8 +29,6 @@ from agenther_dspy.formats import (
 from agenther_dspy.formats.conversation import Conversation, Message, ToolCall, build_trajectory
 from agenther_dspy.formats.tau2 import tau2_failure_reason
 
-DATA = Path(__file__).parent / "data"
-TAU2_RAW = SHARED / "data" / "raw" / "tau2_airline_grok3_results.json"
 TAUBENCH = DATA / "taubench_retail_results.json"
 OPENAI = DATA / "openai_chats.jsonl"
 ANTHROPIC = DATA / "anthropic_messages.jsonl"
@@ -78,6 +75,7 @@ def test_tau2_steps_match_the_tool_calls_one_for_one():
         ] == replies
 
 
+@pytest.mark.needs_shared
 def test_tau2_conversion_reproduces_the_converted_rows():
     converted = {}
     for path in (REAL_FAILED, REAL_SUCCESS):
@@ -102,6 +100,7 @@ def test_tau2_conversion_reproduces_the_converted_rows():
     assert sum(1 for t in trajectories if t.failure_reason) == 2
 
 
+@pytest.mark.needs_shared
 def test_tau2_failure_reasons_match_every_converted_row():
     """The reward-to-reason rule, rerun on the grading kept in each row's metadata."""
     for path in (REAL_FAILED, REAL_SUCCESS):
@@ -183,12 +182,21 @@ def test_user_side_device_actions_are_written_into_the_reply():
 # --- the converted real data and AgentHER's own files --------------------------------------
 
 
-@pytest.mark.parametrize("path", [REAL_FAILED, REAL_SUCCESS, EXAMPLES])
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(REAL_FAILED, marks=pytest.mark.needs_shared),
+        pytest.param(REAL_SUCCESS, marks=pytest.mark.needs_shared),
+        AGENTHER_RUNS,
+        EXAMPLES,
+    ],
+)
 def test_agenther_files_are_detected_and_read(path):
     assert detect_format(path) == "agenther"
     assert all(isinstance(r, Record) for r in open_reader(path))
 
 
+@pytest.mark.needs_shared
 def test_failed_only_keeps_runs_below_reward_one():
     failed = [r.trajectory for r in read_trajectories(REAL_FAILED)]
     succeeded = [r.trajectory for r in read_trajectories(REAL_SUCCESS)]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, write_jsonl
+from conftest import EXAMPLES, TAU2_RAW, write_jsonl
 from datasets import load_dataset, load_from_disk
 
 from agenther_dspy.augment import (
@@ -19,7 +19,6 @@ from agenther_dspy.formats import read_tau2, read_taubench, read_trajectories
 from agenther_dspy.formats.hf import CARD_JSON, PARQUET_PATH, write_hf_dataset
 from agenther_dspy.schema import OutputFormat
 
-TAU2_RAW = SHARED / "data" / "raw" / "tau2_airline_grok3_results.json"
 TAUBENCH = Path(__file__).parent / "data" / "taubench_retail_results.json"
 PROMPT = "Look up the user's membership and reservations, then transfer them to a human agent."
 
@@ -102,9 +101,7 @@ def test_openai_rows_follow_the_chat_fine_tuning_schema(runs):
 
 
 def test_chat_messages_shape():
-    trajectory = next(
-        read_trajectories(SHARED / "data" / "peer" / "agenther_example_trajectories.json")
-    ).trajectory
+    trajectory = next(read_trajectories(EXAMPLES)).trajectory
     messages = chat_messages(trajectory, PROMPT)
     first = trajectory.steps[0]
     assert messages[0] == {"role": "user", "content": PROMPT}

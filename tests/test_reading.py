@@ -24,6 +24,7 @@ def test_agenther_example_file_loads_unchanged():
     assert all(lines[r.line - 1].strip() == "{" for r in records)
 
 
+@pytest.mark.needs_shared
 @pytest.mark.parametrize("path,count", [(REAL_FAILED, 191), (REAL_SUCCESS, 154)])
 def test_real_tau2_logs_load(path, count):
     records = list(read_trajectories(path))
