@@ -127,7 +127,8 @@ class RunEvidence:
 
 
 _FAILURE = re.compile(
-    r"^\s*(?:\{?\s*\"?error|error\b|exception|traceback)|\b(?:command not found|no such file"
+    r"^\s*(?:\{?\s*\"?error|error\b|exception|traceback|exitcode: [1-9])"
+    r"|\b(?:execution failed|command not found|no such file"
     r"|permission denied|not authori[sz]ed|forbidden|timed out|status(?: code)?:? [45]\d\d)\b"
     r"|\b[45]\d\d (?:client|server) error\b",
     re.IGNORECASE,
