@@ -81,12 +81,13 @@ def program_params(
             "judge_model": judge_model,
             "program_file": source,
             "program_hash": program_hash(program),
-            "signature_hash": signature_hash(),
+            "signature_hash": signature_hash(program.relabeler_kind == "structured"),
             "min_confidence": program.relabeler.min_confidence,
             "severity_threshold": program.severity_threshold,
             "max_attempts": program.relabeler.max_attempts,
             "llm_detector": program.uses_llm_detector,
             "llm_extractor": program.uses_llm_extractor,
             "single_judge_fallback": program.single_judge_fallback,
+            "relabeler": program.relabeler_kind,
         }
     )

@@ -52,6 +52,7 @@ MAX_VALUES_PER_CALL = 6
 MAX_VALUE_CHARS = 40
 MAX_OUTPUT_CHARS = 120
 MAX_FAILURES = 6
+MAX_REQUESTABLE_ARG = 80
 
 # A user reply that agrees to what the agent proposed.
 _CONFIRMS = re.compile(
@@ -269,6 +270,8 @@ def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
     if not goals:
         said = reported or facts.final_answer
         for call in facts.lookups:
+            if not _requestable(call):
+                continue
             values = [v for v in call.returned.values() if len(v) >= 3]
             if values and any(v.lower() in said.lower() for v in values):
                 goals.append(Goal(_label([call], _entity(call)), (call,)))
@@ -290,6 +293,12 @@ def agent_words(trajectory: Trajectory) -> str:
         if step.action_name in USER_TURN_ACTIONS
     ]
     return "\n".join([*said, trajectory.final_answer])
+
+
+def _requestable(call: ToolCall) -> bool:
+    """A call a user could ask for by its arguments: not one driven by the agent's own code
+    or instructions (Who&When's execute_code and WebSurfer), which no user would write."""
+    return all(len(str(v)) <= MAX_REQUESTABLE_ARG for v in call.arguments.values())
 
 
 def _entity(call: ToolCall) -> str:
