@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from agenther_dspy.modules.program import HindsightRelabeler, program_hash
-from agenther_dspy.optimizers.saving import ProgramError, load_program, shipped_program
+from agenther_dspy.optimizers.saving import (
+    ProgramError,
+    load_program,
+    read_sidecar,
+    shipped_program,
+)
 from agenther_dspy.redaction import scrub
 from agenther_dspy.settings import LMSettings, ProgramSettings
 from agenther_dspy.signatures import signature_hash
@@ -35,6 +40,10 @@ def open_program(
     return load_program(source, **settings)
 
 
+def _relabeler(path: Path) -> str:
+    return read_sidecar(path).get("relabeler", "free")
+
+
 def choose_program(
     source: str | None,
     settings: ProgramSettings,
@@ -55,7 +64,7 @@ def choose_program(
         log(f"Using the compiled program {source}")
     elif not uncompiled:
         shipped = shipped_program(lm.model)
-        if shipped is not None:
+        if shipped is not None and _relabeler(shipped) == settings.relabeler:
             log(
                 f"Using the compiled program shipped for {lm.model}: {shipped.name} "
                 "(--uncompiled to run without it)"
