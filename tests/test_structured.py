@@ -140,3 +140,19 @@ def test_a_run_with_nothing_to_ask_for_is_rejected_without_lm_calls():
     with dspy.context(lm=lm):
         out = StructuredRelabel()(trajectory=run)
     assert out.request == "" and out.source == "none" and not lm.history
+
+
+@pytest.mark.slow
+def test_structured_variant_on_the_embedded_model(airline):
+    from agenther_dspy.settings import LMSettings
+
+    lm = LMSettings(model="local:smollm2-135m").build()
+    with dspy.context(lm=lm):
+        prediction = HindsightRelabeler(relabeler="structured")(trajectory=airline)
+    assert prediction.status in ("accepted", "rejected"), prediction.reason
+    relabel_attempts = [a for a in prediction.attempts if "request" in a]
+    assert relabel_attempts  # the model's answers parsed, or the template stood in
+    if prediction.status == "accepted":
+        request = prediction.relabel.hindsight_prompt
+        assert check_request(request, airline) == []
+        assert "aarav_ahmed_6699" in request
