@@ -42,11 +42,6 @@ app = typer.Typer(
 )
 
 
-def _check_program_flags(program_file: str | None, uncompiled: bool) -> None:
-    if program_file and uncompiled:
-        raise fail("--program and --uncompiled contradict each other; give one")
-
-
 @app.command()
 def run(
     input_file: Annotated[Path, typer.Argument(help="AgentHER-format JSON array or JSON lines")],
@@ -62,6 +57,7 @@ def run(
     temperature: opt.TemperatureOpt = RUN_TEMPERATURE,
     llm_detector: opt.DetectorOpt = opt.DEFAULT.llm_detector,
     llm_extractor: opt.ExtractorOpt = opt.DEFAULT.llm_extractor,
+    structured: opt.StructuredOpt = False,
     single_judge_fallback: opt.FallbackOpt = opt.DEFAULT.single_judge_fallback,
     concurrency: opt.ConcurrencyOpt = None,
     timeout: opt.TimeoutOpt = None,
@@ -83,7 +79,7 @@ def run(
     Re-running the same command resumes: records already in the results file are skipped
     and nothing is written twice, after Ctrl-C or a killed process alike.
     """
-    _check_program_flags(program_file, uncompiled)
+    opt.check_program_flags(program_file, uncompiled)
     from agenther_dspy.lm import LMConfigError, is_local
     from agenther_dspy.optimizers import ProgramError
     from agenther_dspy.programs import choose_program, program_params
@@ -109,7 +105,7 @@ def run(
     concurrency = concurrency or (1 if is_local(model) else 8)
     settings = ProgramSettings(
         min_confidence, severity_threshold, max_attempts, temperature, llm_detector,
-        llm_extractor, single_judge_fallback, judge_model,
+        llm_extractor, single_judge_fallback, judge_model, opt.relabeler(structured),
     )  # fmt: skip
     lm_settings = LMSettings(model, base_url, api_key_env, timeout, retries, cache_dir,
                              not no_cache)  # fmt: skip
@@ -246,6 +242,7 @@ def evaluate(
     max_attempts: opt.AttemptsOpt = opt.DEFAULT.max_attempts,
     llm_detector: opt.DetectorOpt = opt.DEFAULT.llm_detector,
     llm_extractor: opt.ExtractorOpt = opt.DEFAULT.llm_extractor,
+    structured: opt.StructuredOpt = False,
     single_judge_fallback: opt.FallbackOpt = opt.DEFAULT.single_judge_fallback,
     threads: Annotated[int, typer.Option(min=1, help="examples evaluated at once")] = 1,
     report: Annotated[Path | None, typer.Option(help="where to write the JSON report")] = None,
@@ -261,7 +258,7 @@ def evaluate(
     A saved program (--program, or the one shipped for the local model) brings its own
     stages and acceptance rule: the detector, extractor and fallback flags are then ignored.
     """
-    _check_program_flags(program_file, uncompiled)
+    opt.check_program_flags(program_file, uncompiled)
     from agenther_dspy import eval as ev
     from agenther_dspy.lm import LMConfigError
     from agenther_dspy.optimizers import ProgramError
@@ -272,7 +269,7 @@ def evaluate(
 
     settings = ProgramSettings(
         min_confidence, severity_threshold, max_attempts, None, llm_detector, llm_extractor,
-        single_judge_fallback, judge_model,
+        single_judge_fallback, judge_model, opt.relabeler(structured),
     )  # fmt: skip
     lm_settings = LMSettings(model, base_url, api_key_env, timeout, retries, cache_dir,
                              not no_cache)  # fmt: skip
@@ -335,6 +332,7 @@ def compile_command(
     threads: Annotated[int, typer.Option(min=1, help="program runs at once")] = 1,
     llm_detector: opt.DetectorOpt = opt.DEFAULT.llm_detector,
     llm_extractor: opt.ExtractorOpt = opt.DEFAULT.llm_extractor,
+    structured: opt.StructuredOpt = False,
     single_judge_fallback: opt.FallbackOpt = opt.DEFAULT.single_judge_fallback,
     tracking_uri: opt.TrackingOpt = None,
     no_mlflow: opt.NoMlflowOpt = False,
@@ -354,7 +352,8 @@ def compile_command(
     from agenther_dspy.tracking import tracked_run
 
     settings = ProgramSettings(llm_detector=llm_detector, llm_extractor=llm_extractor,
-                               single_judge_fallback=single_judge_fallback)  # fmt: skip
+                               single_judge_fallback=single_judge_fallback,
+                               relabeler=opt.relabeler(structured))  # fmt: skip
     lm_settings = LMSettings(model, base_url, api_key_env, timeout, retries, cache_dir,
                              not no_cache)  # fmt: skip
     try:

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
+from agenther_dspy.display import fail
 from agenther_dspy.formats import InputFormat
 from agenther_dspy.schema import OutputFormat
-from agenther_dspy.settings import ProgramSettings
+from agenther_dspy.settings import ProgramSettings, RelabelerKind
 
 DEFAULT = ProgramSettings()
 ModelOpt = Annotated[
@@ -62,6 +63,25 @@ AttemptsOpt = Annotated[int, typer.Option(min=1, help="K: relabeling attempts pe
 DetectorOpt = Annotated[
     bool, typer.Option("--llm-detector/--rule-detector", help="failure detection by LM")
 ]
+StructuredOpt = Annotated[
+    bool,
+    typer.Option(
+        "--structured/--free-relabeler",
+        help="structured relabeling: code reads the run's facts, the LM chooses a goal and"
+        " phrases it, code checks the request (not yet the default)",
+    ),
+]
+
+
+def relabeler(structured: bool) -> RelabelerKind:
+    return "structured" if structured else "free"
+
+
+def check_program_flags(program_file: str | None, uncompiled: bool) -> None:
+    if program_file and uncompiled:
+        raise fail("--program and --uncompiled contradict each other; give one")
+
+
 ExtractorOpt = Annotated[
     bool, typer.Option("--llm-extractor/--rule-extractor", help="outcome extraction by LM")
 ]

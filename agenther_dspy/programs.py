@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from agenther_dspy.modules.program import HindsightRelabeler, program_hash
-from agenther_dspy.optimizers.saving import ProgramError, load_program, shipped_program
+from agenther_dspy.optimizers.saving import (
+    ProgramError,
+    load_program,
+    read_sidecar,
+    shipped_program,
+)
 from agenther_dspy.redaction import scrub
 from agenther_dspy.settings import LMSettings, ProgramSettings
 from agenther_dspy.signatures import signature_hash
@@ -35,6 +40,10 @@ def open_program(
     return load_program(source, **settings)
 
 
+def _relabeler(path: Path) -> str:
+    return read_sidecar(path).get("relabeler", "free")
+
+
 def choose_program(
     source: str | None,
     settings: ProgramSettings,
@@ -55,7 +64,7 @@ def choose_program(
         log(f"Using the compiled program {source}")
     elif not uncompiled:
         shipped = shipped_program(lm.model)
-        if shipped is not None:
+        if shipped is not None and _relabeler(shipped) == settings.relabeler:
             log(
                 f"Using the compiled program shipped for {lm.model}: {shipped.name} "
                 "(--uncompiled to run without it)"
@@ -81,12 +90,13 @@ def program_params(
             "judge_model": judge_model,
             "program_file": source,
             "program_hash": program_hash(program),
-            "signature_hash": signature_hash(),
+            "signature_hash": signature_hash(program.relabeler_kind == "structured"),
             "min_confidence": program.relabeler.min_confidence,
             "severity_threshold": program.severity_threshold,
             "max_attempts": program.relabeler.max_attempts,
             "llm_detector": program.uses_llm_detector,
             "llm_extractor": program.uses_llm_extractor,
             "single_judge_fallback": program.single_judge_fallback,
+            "relabeler": program.relabeler_kind,
         }
     )

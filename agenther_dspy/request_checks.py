@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agenther_dspy import text as tx
+import agenther_dspy.text as tx
 from agenther_dspy.schema import Trajectory
 
 # The steps whose observation is the user's own reply (chat-log readers write them so).
@@ -127,7 +127,8 @@ class RunEvidence:
 
 
 _FAILURE = re.compile(
-    r"^\s*(?:\{?\s*\"?error|error\b|exception|traceback)|\b(?:command not found|no such file"
+    r"^\s*(?:\{?\s*\"?error|error\b|exception|traceback|exitcode: [1-9])"
+    r"|\b(?:execution failed|command not found|no such file"
     r"|permission denied|not authori[sz]ed|forbidden|timed out|status(?: code)?:? [45]\d\d)\b"
     r"|\b[45]\d\d (?:client|server) error\b",
     re.IGNORECASE,
@@ -190,10 +191,10 @@ def instruction_ngrams(texts: Iterable[str], n: int = INSTRUCTION_NGRAM) -> set[
 
 def default_instructions() -> list[str]:
     """Every stage's instruction and field descriptions, as the uncompiled program says them."""
-    from agenther_dspy.signatures import STAGE_SIGNATURES
+    from agenther_dspy.signatures import STAGE_SIGNATURES, STRUCTURED_SIGNATURES
 
     texts = []
-    for signature in STAGE_SIGNATURES.values():
+    for signature in (*STAGE_SIGNATURES.values(), *STRUCTURED_SIGNATURES.values()):
         texts.append(signature.instructions)
         for field in (*signature.input_fields.values(), *signature.output_fields.values()):
             desc = (field.json_schema_extra or {}).get("desc")

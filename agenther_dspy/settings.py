@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import dspy
 
@@ -26,6 +27,10 @@ from agenther_dspy.lm.factory import (
 # are reproducible.
 RUN_TEMPERATURE = 0.3
 
+# "free": the LM reads the run and writes a request (AgentHER's relabeler). "structured": code
+# reads the run's facts, the LM chooses a goal and phrases it, code checks the request.
+RelabelerKind = Literal["free", "structured"]
+
 
 @dataclass(frozen=True)
 class ProgramSettings:
@@ -39,6 +44,7 @@ class ProgramSettings:
     llm_extractor: bool = True
     single_judge_fallback: bool = True  # AgentHER's acceptance rule
     judge_model: str | None = None  # a different model for the second judge
+    relabeler: RelabelerKind = "free"
 
     def limits(self) -> dict[str, float | int]:
         """θ, δ and K: what a saved program takes from the command (its stages and its

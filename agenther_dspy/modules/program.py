@@ -20,8 +20,9 @@ from agenther_dspy.modules.extractor import LMOutcomeExtractor, RuleOutcomeExtra
 from agenther_dspy.modules.relabel import RelabelAndVerify, rejection
 from agenther_dspy.modules.render import render_trajectory
 from agenther_dspy.modules.stages import tagged
-from agenther_dspy.schema import Trajectory
-from agenther_dspy.settings import ProgramSettings
+from agenther_dspy.modules.structured import StructuredRelabel
+from agenther_dspy.schema import Relabel, ReplayOutcome, Trajectory
+from agenther_dspy.settings import ProgramSettings, RelabelerKind
 
 
 class HindsightRelabeler(dspy.Module):
@@ -35,8 +36,11 @@ class HindsightRelabeler(dspy.Module):
         llm_extractor: bool = ProgramSettings.llm_extractor,
         judge_lm: dspy.LM | None = None,
         single_judge_fallback: bool = ProgramSettings.single_judge_fallback,
+        relabeler: RelabelerKind = ProgramSettings.relabeler,
     ) -> None:
         super().__init__()
+        if relabeler not in ("free", "structured"):
+            raise ValueError(f"relabeler must be 'free' or 'structured', got {relabeler!r}")
         if not 0.0 <= severity_threshold <= 1.0:
             raise ValueError(f"severity_threshold must be in [0, 1], got {severity_threshold}")
         self.severity_threshold = severity_threshold  # δ
@@ -50,6 +54,11 @@ class HindsightRelabeler(dspy.Module):
             judge_lm=judge_lm,
             single_judge_fallback=single_judge_fallback,
         )
+        # Only a structured program has these predictors, so a saved free-relabeler program
+        # loads as it always did. It keeps `relabeler` for its second judge.
+        self.relabeler_kind = relabeler
+        if relabeler == "structured":
+            self.structured = StructuredRelabel(max_attempts=max_attempts)
 
     @classmethod
     def from_settings(
@@ -62,6 +71,7 @@ class HindsightRelabeler(dspy.Module):
             llm_extractor=settings.llm_extractor,
             single_judge_fallback=settings.single_judge_fallback,
             judge_lm=judge_lm,
+            relabeler=settings.relabeler,
         )
 
     @property
@@ -99,6 +109,9 @@ class HindsightRelabeler(dspy.Module):
         if gate:
             return dspy.Prediction(**result, status="skipped", stage="detect", reason=gate)
 
+        if self.relabeler_kind == "structured":
+            return self._structured(trajectory, rendered, result)
+
         with tagged("extract"):
             outcome = self.extractor(trajectory=trajectory, rendered=rendered).outcome
         result["outcome"] = outcome
@@ -120,6 +133,45 @@ class HindsightRelabeler(dspy.Module):
             status=decision.status,
             stage="judge" if judged else "relabel",
             reason=decision.reason,
+        )
+
+    def _structured(
+        self, trajectory: Trajectory, rendered: str, result: dict[str, Any]
+    ) -> dspy.Prediction:
+        """Code reads the facts, the LM chooses a goal and phrases it, code checks it; then
+        the second judge and the acceptance rule, as for the free relabeler."""
+        with tagged("relabel"):
+            drafted = self.structured(trajectory=trajectory)
+        facts = drafted.facts
+        result["outcome"] = ReplayOutcome(
+            achievements=[goal.label for goal in drafted.goals],
+            key_observations=[f"{k}: {v}" for c in facts.achieved for k, v in c.returned.items()][
+                :30
+            ],
+            limitations="; ".join(facts.failures),
+        )
+        attempts = drafted.attempts
+        result["attempts"] = attempts
+        if not drafted.request:
+            reason = (
+                "nothing the run achieved to ask for"
+                if drafted.goal is None
+                else f"no request passed the checks in {len(attempts)} attempts: "
+                + "; ".join(f"#{a['attempt']} {a.get('outcome', '')}" for a in attempts)
+            )
+            return dspy.Prediction(**result, status="rejected", stage="relabel", reason=reason)
+        proposal = Relabel(hindsight_prompt=drafted.request, is_valid_replay=True, confidence=1.0)
+        with tagged("relabel"):
+            decision = self.relabeler.settle(rendered, proposal, attempts)
+        result.update(
+            relabel=decision.relabel,
+            verdict=decision.verdict,
+            confidence=decision.confidence,
+            single_judge=decision.single_judge,
+            attempts=decision.attempts,
+        )
+        return dspy.Prediction(
+            **result, status=decision.status, stage="judge", reason=decision.reason
         )
 
     def _gate_reason(self, analysis) -> str:

@@ -159,6 +159,48 @@ class RelabelAndVerify(dspy.Module):
             )
         return rejection(attempts, best, best_verdict)
 
+    def settle(self, rendered: str, proposal: Relabel, attempts: list[dict]) -> dspy.Prediction:
+        """The acceptance rule for one proposal that code has already checked (the structured
+        relabeler): the second judge decides; if it does not accept, the single-judge fallback
+        keeps the proposal when its confidence (1.0 for a request that passed every check)
+        is at least 0.8θ, and otherwise the run is rejected."""
+        threshold = self.min_confidence  # θ
+        record = attempts[-1]
+        verdict: Verdict | None = None
+        try:
+            with tagged("judge"):
+                verdict = self.verify(rendered, proposal.hindsight_prompt)
+        except ANSWER_ERRORS as exc:
+            record["outcome"] = f"second judge unparseable: {_short(exc)}"
+        if verdict is not None:
+            record["verdict"] = verdict.model_dump()
+            if verdict.is_valid and verdict.confidence >= threshold:
+                record["outcome"] = "accepted"
+                return dspy.Prediction(
+                    status="accepted",
+                    reason="passed the checks and accepted by the second judge",
+                    relabel=proposal,
+                    verdict=verdict,
+                    confidence=(proposal.confidence + verdict.confidence) / 2,
+                    single_judge=False,
+                    attempts=attempts,
+                )
+            record["outcome"] = (
+                f"second judge rejected (valid={verdict.is_valid}, "
+                f"confidence {verdict.confidence:.2f})"
+            )
+        if self.single_judge_fallback and proposal.confidence >= FALLBACK_FACTOR * threshold:
+            return dspy.Prediction(
+                status="accepted",
+                reason="single-judge fallback: the request passed every check",
+                relabel=proposal,
+                verdict=verdict,
+                confidence=proposal.confidence,
+                single_judge=True,
+                attempts=attempts,
+            )
+        return rejection(attempts, proposal, verdict)
+
 
 def rejection(
     attempts: list[dict], best: Relabel | None, best_verdict: Verdict | None

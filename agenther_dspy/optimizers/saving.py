@@ -59,13 +59,14 @@ def save_program(program: HindsightRelabeler, path: str | Path, **info: Any) -> 
     # started, and the optimizer may have changed them (the acceptance rule, say).
     meta = {
         **info,
-        "signature_hash": signature_hash(),
+        "signature_hash": signature_hash(program.relabeler_kind == "structured"),
         "program_hash": program_hash(program),
         "dspy_version": version("dspy"),
         "agenther_dspy_version": version("agenther-dspy"),
         "llm_detector": program.uses_llm_detector,
         "llm_extractor": program.uses_llm_extractor,
         "single_judge_fallback": program.single_judge_fallback,
+        "relabeler": program.relabeler_kind,
     }
     sidecar = sidecar_path(path)
     sidecar.write_text(json.dumps(scrub(meta), indent=2, sort_keys=True) + "\n")
@@ -94,7 +95,8 @@ def load_program(path: str | Path, **settings: Any) -> HindsightRelabeler:
     if not path.is_file():
         raise ProgramError(f"{path}: no such program file")
     meta = read_sidecar(path)
-    expected = signature_hash()
+    relabeler = meta.get("relabeler", "free")  # programs saved before the choice existed
+    expected = signature_hash(relabeler == "structured")
     if meta.get("signature_hash") != expected:
         raise ProgramError(
             f"{path} was compiled for stage signatures {meta.get('signature_hash')}, but this "
@@ -105,6 +107,7 @@ def load_program(path: str | Path, **settings: Any) -> HindsightRelabeler:
         llm_detector=meta["llm_detector"],
         llm_extractor=meta["llm_extractor"],
         single_judge_fallback=meta.get("single_judge_fallback", True),
+        relabeler=relabeler,
         **settings,
     )
     try:

@@ -84,25 +84,58 @@ class VerifyRelabel(dspy.Signature):
     confidence: float = dspy.OutputField(desc="between 0 and 1")
 
 
+class ChooseGoal(dspy.Signature):
+    """Choose what the user most plausibly came to the agent for, among what the run achieved.
+
+    Each option is a group of tool calls that succeeded. Prefer the option that covers what
+    the user asked for and confirmed; choose a single action when the others were incidental."""
+
+    facts: str = dspy.InputField(desc="what the run did, looked up and failed, read from its log")
+    options: str = dspy.InputField(desc="the numbered goals the run achieved")
+    choice: int = dspy.OutputField(desc="the number of the chosen option")
+
+
+class PhraseRequest(dspy.Signature):
+    """Write the one message a customer sends to ask for exactly these actions.
+
+    Speak as the customer, in the first person: say who you are, name every id, date and
+    amount exactly as given, and ask for each action. Ask for nothing under avoid, and state
+    no result the agent would look up. Fix every problem listed in feedback."""
+
+    user: str = dspy.InputField(desc="who the customer is")
+    actions: str = dspy.InputField(desc="the actions to ask for, with their exact values")
+    avoid: str = dspy.InputField(desc="what the run failed or refused")
+    feedback: str = dspy.InputField(desc="problems of the previous message; empty at first")
+    request: str = dspy.OutputField(desc="the customer's message")
+
+
 STAGE_SIGNATURES: dict[str, type[dspy.Signature]] = {
     "detect": DetectFailure,
     "extract": ExtractOutcome,
     "relabel": RelabelTrajectory,
     "verify": VerifyRelabel,
 }
+# The structured relabeler's two steps. Hashed only into the programs that use them, so a
+# saved free-relabeler program keeps its key.
+STRUCTURED_SIGNATURES: dict[str, type[dspy.Signature]] = {
+    "choose_goal": ChooseGoal,
+    "phrase_request": PhraseRequest,
+}
 
 
-def signature_hash() -> str:
+def signature_hash(structured: bool = False) -> str:
     """A hash of every stage's field names and types: a saved program's compatibility key.
 
     Instructions are excluded on purpose: compiling rewrites them, and a saved program
     carries its own. Field names, order and types are what a saved program depends on.
+    `structured` adds the structured relabeler's steps, for the programs that have them.
     """
+    signatures = {**STAGE_SIGNATURES, **(STRUCTURED_SIGNATURES if structured else {})}
     shape = {
         name: {
             kind: [(field, str(info.annotation)) for field, info in fields.items()]
             for kind, fields in (("in", sig.input_fields), ("out", sig.output_fields))
         }
-        for name, sig in STAGE_SIGNATURES.items()
+        for name, sig in signatures.items()
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,363 @@
+"""What a run established, read by code: the facts the structured relabeler works from.
+
+A small model asked to read a whole log and write a request mixes agent speech into the
+user's voice, cuts ids and asks for what failed. Most of what it needs is in the log in a
+form code can read exactly: which tools were called with which arguments, whether each call
+succeeded, the ids and amounts it returned, what the user said and confirmed. `run_facts`
+extracts them (no LM), `candidate_goals` groups the successful calls into a few coherent
+goals, and `RunFacts.render` gives the LM steps a compact text of a few hundred characters
+instead of the whole log.
+
+Calls are sorted by name into three kinds:
+
+- *state-changing* (`changes_state`): the name's leading verb is one of `STATE_VERBS`
+  (book_reservation, cancel_reservation, update_reservation_flights, refuel_data,
+  enable_roaming, send_certificate, toggle_..., ...);
+- *hand-offs*: `transfer_*` calls pass the user to someone else and are never a goal;
+- *lookups*: everything else that is a tool (get_/search_/list_/find_/check/calculate,
+  web browsing, code execution), since a tool whose verb is unknown is safer read as
+  looking something up than as acting on the user's behalf.
+
+The conversational steps (`USER_TURN_ACTIONS`: the agent speaks and the observation is the
+user's reply) and notes to self (`think`) are not calls at all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from agenther_dspy.request_checks import USER_TURN_ACTIONS, failed_call
+from agenther_dspy.schema import Trajectory
+
+STATE_VERBS = frozenset(
+    """book cancel update modify change upgrade downgrade add remove delete refund rebook
+    move send create make set enable disable toggle turn reset refuel renew exchange return
+    replace pay charge purchase buy order reserve schedule submit apply register suspend
+    resume activate deactivate write save upload install deploy restart open close merge
+    rename edit post grant revoke assign""".split()
+)
+NOT_CALLS = frozenset({"think", "final_answer", "assistant"})
+HANDOFF_PREFIX = "transfer"
+
+# The returned fields worth keeping: ids, amounts, dates, names, statuses.
+_KEY_FIELD = re.compile(
+    r"(?:^|_)(?:id|number|code|amount|price|total|cost|charge|fee|balance|refund|date|name"
+    r"|status|cabin|message|result|plan)s?$|^(?:first_name|last_name|email|phone_number)$",
+    re.IGNORECASE,
+)
+MAX_VALUES_PER_CALL = 6
+MAX_VALUE_CHARS = 40
+MAX_OUTPUT_CHARS = 120
+MAX_FAILURES = 6
+MAX_REQUESTABLE_ARG = 80
+
+# A user reply that agrees to what the agent proposed.
+_CONFIRMS = re.compile(
+    r"^\W*(?:yes|yeah|yep|sure|ok(?:ay)?|correct|confirm(?:ed)?)\b|\b(?:please (?:go ahead|proceed"
+    r"|do)|go ahead|proceed|i confirm|that'?s (?:right|correct)|sounds good)\b",
+    re.IGNORECASE,
+)
+# The agent declining a request ("I'm sorry, but I cannot ...").
+_REFUSAL = re.compile(
+    r"\b(?:(?:i|we) (?:cannot|can't|can not|am unable to|are unable to|won't be able to)"
+    r"|(?:i'?m|we'?re) (?:not able|unable) to|not (?:allowed|permitted|eligible))\b[^.!?\n]{0,120}",
+    re.IGNORECASE,
+)
+# Who the user says they are, in their own words.
+_SAID_ID = re.compile(r"\b(?:user|customer|member|account) ?id(?: is|:)?\s+'?([A-Za-z0-9_-]{3,})")
+_SAID_NAME = re.compile(r"\bmy name is ([A-Z][a-z]+(?: [A-Z][a-z]+){0,2})")
+_PHONE = re.compile(r"(?<!\d)(?:\+?1[ -]?)?\(?\d{3}\)?[ -]\d{3}-\d{4}(?!\d)")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Argument names that say who the user is.
+USER_FIELDS = ("user_id", "customer_id", "account_id", "member_id", "phone_number", "email")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call: what was asked, whether it worked and the key values it returned."""
+
+    step: int  # 1-based, as the rendered run numbers its steps
+    name: str
+    arguments: dict[str, Any]
+    succeeded: bool
+    changes_state: bool
+    returned: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def is_handoff(self) -> bool:
+        return self.name.lower().startswith(HANDOFF_PREFIX)
+
+    @property
+    def verb(self) -> str:
+        return _words(self.name)[0] if _words(self.name) else self.name
+
+    def describe(self) -> str:
+        """`cancel_reservation(reservation_id=IFOYYZ)`: the call with its exact values."""
+        return f"{self.name}({_args_text(self.arguments)})"
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run shows, by code: its calls, the user, what they confirmed, what failed."""
+
+    calls: tuple[ToolCall, ...]
+    user: dict[str, str]  # user_id / customer_id / name / phone_number / email
+    confirmations: tuple[str, ...]  # the user's replies that agreed to something
+    final_answer: str
+    failures: tuple[str, ...]  # errored calls and the agent's refusals
+    user_words: str  # everything the user said, and their goal: what they knew
+
+    @property
+    def achieved(self) -> list[ToolCall]:
+        return [c for c in self.calls if c.succeeded and not c.is_handoff]
+
+    @property
+    def state_changes(self) -> list[ToolCall]:
+        return [c for c in self.achieved if c.changes_state]
+
+    @property
+    def lookups(self) -> list[ToolCall]:
+        return [c for c in self.achieved if not c.changes_state]
+
+    @property
+    def failed_calls(self) -> list[ToolCall]:
+        return [c for c in self.calls if not c.succeeded]
+
+    def who(self) -> str:
+        """The user as they would introduce themselves, or "" when the run does not say."""
+        parts = [f"{key.replace('_', ' ')} {value}" for key, value in self.user.items()]
+        return ", ".join(parts)
+
+    def render(self, limit: int = 900) -> str:
+        """The facts in a few hundred characters, for the LM steps."""
+        lines = []
+        if who := self.who():
+            lines.append(f"user: {who}")
+        for call in self.state_changes:
+            lines.append(f"done: {call.describe()}")
+        for call in self.lookups[-4:]:
+            got = ", ".join(f"{k}={v}" for k, v in list(call.returned.items())[:3])
+            asked = _clip(call.describe(), 120)
+            lines.append(f"looked up: {asked}" + (f" -> {got}" if got else ""))
+        for failure in self.failures[:3]:
+            lines.append(f"failed: {_clip(failure, 140)}")
+        if self.confirmations:
+            lines.append(f"user confirmed: {self.confirmations[-1]}")
+        if self.final_answer:
+            lines.append(f"final answer: {_clip(self.final_answer, 160)}")
+        text = "\n".join(lines)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def changes_state(name: str) -> bool:
+    """Whether a tool's name says it acts (cancel_reservation) rather than looks (get_...)."""
+    words = _words(name)
+    return bool(words) and words[0] in STATE_VERBS and not name.lower().startswith(HANDOFF_PREFIX)
+
+
+def is_call(name: str) -> bool:
+    return name not in USER_TURN_ACTIONS and name.lower() not in NOT_CALLS
+
+
+def key_values(observation: str) -> dict[str, str]:
+    """The ids, amounts, dates and names a call returned: a handful, each short."""
+    text = observation.strip()
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError):
+        data = None
+    found: dict[str, str] = {}
+    if isinstance(data, dict | list):
+        _walk(data, found)
+    elif text:
+        output = text.split("Code output:", 1)[-1].strip()  # code execution: keep the output
+        found["output"] = _clip(" ".join(output.split()), MAX_OUTPUT_CHARS)
+    return found
+
+
+def run_facts(trajectory: Trajectory) -> RunFacts:
+    """The facts of one run, by code alone."""
+    calls: list[ToolCall] = []
+    user: dict[str, str] = {}
+    confirmations: list[str] = []
+    failures: list[str] = []
+    user_words = [
+        trajectory.original_prompt,
+        str(trajectory.metadata.get("initial_user_message") or ""),
+    ]
+    for number, step in enumerate(trajectory.steps, 1):
+        if step.action_name in USER_TURN_ACTIONS:
+            reply = step.observation.strip()
+            user_words.append(reply)
+            if reply and _CONFIRMS.search(reply[:200]):
+                confirmations.append(_clip(reply, 120))
+            said = str(step.action_input.get("content") or "")
+            if refusal := _REFUSAL.search(said):
+                failures.append(f"agent declined: {_clip(refusal.group(0), 100)}")
+            continue
+        if not is_call(step.action_name):
+            continue
+        ok = bool(step.observation.strip()) and not failed_call(step.observation)
+        call = ToolCall(
+            step=number,
+            name=step.action_name,
+            arguments=dict(step.action_input),
+            succeeded=ok,
+            changes_state=changes_state(step.action_name),
+            returned=key_values(step.observation) if ok else {},
+            error="" if ok else _clip(" ".join(step.observation.split()), 100),
+        )
+        calls.append(call)
+        if not ok:
+            failures.append(_clip(f"{call.describe()}: {call.error or 'no answer'}", 200))
+        for key in USER_FIELDS:
+            value = step.action_input.get(key)
+            if isinstance(value, str) and value.strip() and key not in user:
+                user[key] = value.strip()
+        names = (call.returned.get("first_name"), call.returned.get("last_name"))
+        full = " ".join(str(n) for n in names) if all(names) else call.returned.get("full_name")
+        if call.succeeded and full and "name" not in user:
+            user["name"] = full  # the account's holder, as the lookup of the user returned it
+        if call.is_handoff:
+            failures.append(f"handed off: {call.name}")
+    said = "\n".join(user_words[2:])
+    if "user_id" not in user and "customer_id" not in user and (m := _SAID_ID.search(said)):
+        user["user_id"] = m.group(1)
+    if m := _SAID_NAME.search(said):
+        user.setdefault("name", m.group(1))
+    if "phone_number" not in user and (m := _PHONE.search(said)):
+        user["phone_number"] = m.group(0)
+    if "email" not in user and (m := _EMAIL.search(said)):
+        user["email"] = m.group(0)
+    return RunFacts(
+        calls=tuple(calls),
+        user=user,
+        confirmations=tuple(confirmations),
+        final_answer=trajectory.final_answer.strip(),
+        failures=tuple(dict.fromkeys(failures))[:MAX_FAILURES],
+        user_words="\n".join(w for w in user_words if w),
+    )
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A coherent group of what the run achieved: one option the LM may choose."""
+
+    label: str
+    calls: tuple[ToolCall, ...]
+
+
+def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
+    """The goals a request could ask for, most specific first, without duplicates.
+
+    - all the successful state-changing calls on one entity (one reservation, one line);
+    - all the successful state-changing calls together, when they touch several entities;
+    - each successful lookup whose returned values the agent reported to the user (in
+      `reported`: what the agent said, and the final answer), when nothing changed state.
+    """
+    goals: list[Goal] = []
+    by_entity: dict[str, list[ToolCall]] = {}
+    for call in facts.state_changes:
+        by_entity.setdefault(_entity(call), []).append(call)
+    for entity, calls in by_entity.items():
+        goals.append(Goal(_label(calls, entity), tuple(calls)))
+    if len(by_entity) > 1:
+        goals.append(Goal(_label(facts.state_changes, "all"), tuple(facts.state_changes)))
+    if not goals:
+        said = reported or facts.final_answer
+        for call in facts.lookups:
+            if not _requestable(call):
+                continue
+            values = [v for v in call.returned.values() if len(v) >= 3]
+            if values and any(v.lower() in said.lower() for v in values):
+                goals.append(Goal(_label([call], _entity(call)), (call,)))
+    unique: dict[tuple[int, ...], Goal] = {}
+    for goal in goals:
+        unique.setdefault(tuple(c.step for c in goal.calls), goal)
+    return list(unique.values())
+
+
+def number_options(goals: list[Goal]) -> str:
+    return "\n".join(f"{i}. {goal.label}" for i, goal in enumerate(goals, 1))
+
+
+def agent_words(trajectory: Trajectory) -> str:
+    """What the agent told the user, and its final answer: where a lookup gets reported."""
+    said = [
+        str(step.action_input.get("content") or "")
+        for step in trajectory.steps
+        if step.action_name in USER_TURN_ACTIONS
+    ]
+    return "\n".join([*said, trajectory.final_answer])
+
+
+def _requestable(call: ToolCall) -> bool:
+    """A call a user could ask for by its arguments: not one driven by the agent's own code
+    or instructions (Who&When's execute_code and WebSurfer), which no user would write."""
+    return all(len(str(v)) <= MAX_REQUESTABLE_ARG for v in call.arguments.values())
+
+
+def _entity(call: ToolCall) -> str:
+    """The thing a call acts on: its first id-like argument, else its first argument."""
+    for key, value in call.arguments.items():
+        if key.endswith("_id") and isinstance(value, str | int) and key not in USER_FIELDS:
+            return f"{key}={value}"
+    for key, value in call.arguments.items():
+        if isinstance(value, str | int | float) and key not in USER_FIELDS:
+            return f"{key}={value}"
+    return call.name
+
+
+def _label(calls: list[ToolCall], entity: str) -> str:
+    return "; ".join(call.describe() for call in calls)
+
+
+def _walk(node: object, found: dict[str, str]) -> None:
+    if len(found) >= MAX_VALUES_PER_CALL:
+        return
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, dict | list):
+                _walk(value, found)
+            elif (
+                isinstance(value, str | int | float)
+                and not isinstance(value, bool)
+                and _KEY_FIELD.search(str(key))
+                and str(value).strip()
+            ):
+                name, n = str(key), 1
+                while name in found:  # the same field of a later item: flight_number_2
+                    n += 1
+                    name = f"{key}_{n}"
+                found[name] = _clip(str(value), MAX_VALUE_CHARS)
+    elif isinstance(node, list):
+        for item in node[:3]:
+            _walk(item, found)
+
+
+def _words(name: str) -> list[str]:
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
+    return [w.lower() for w in re.split(r"[\s_\-.]+", spaced) if w]
+
+
+def _args_text(arguments: dict[str, Any], limit: int = 240) -> str:
+    parts = [f"{key}={_compact(value)}" for key, value in arguments.items()]
+    return _clip(", ".join(parts), limit)
+
+
+def _compact(value: object) -> str:
+    """A value without JSON punctuation: [HAT057 2024-05-22, HAT146 2024-05-22]."""
+    if isinstance(value, dict):
+        return " ".join(_compact(v) for v in value.values())
+    if isinstance(value, list):
+        return "[" + ", ".join(_compact(v) for v in value) + "]"
+    return str(value)
+
+
+def _clip(text: str, limit: int) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,254 @@
+"""The structured relabeler: code does what code can, the LM does small, checkable steps.
+
+Code reads the run's facts (`modules.facts`) and offers the coherent goals the run achieved
+as numbered options. The LM makes two small steps, each a `dspy.Predict` so compiling still
+applies: `choose_goal` picks one option (skipped when there is only one), and
+`phrase_request` writes the user's message for the chosen actions. Code then checks the
+message: every gold-free check of `request_checks`, plus ids whole and among the facts or
+the user's own words, the user named when the run knows who they are, every chosen action's
+entity named, and nothing asked that failed or was handed off. A failed check is fed back to
+the next attempt as `feedback` (the shape of `dspy.Refine`). When every attempt fails, the
+request is built from templates of the chosen actions, and checked the same way.
+"""
+
+from __future__ import annotations
+
+import re
+
+import dspy
+
+import agenther_dspy.text as tx
+from agenther_dspy.modules.facts import (
+    USER_FIELDS,
+    Goal,
+    RunFacts,
+    ToolCall,
+    agent_words,
+    candidate_goals,
+    number_options,
+    run_facts,
+)
+from agenther_dspy.modules.stages import ANSWER_ERRORS
+from agenther_dspy.request_checks import RunEvidence, check_request
+from agenther_dspy.schema import Trajectory
+from agenther_dspy.settings import ProgramSettings
+from agenther_dspy.signatures import ChooseGoal, PhraseRequest
+
+FIRST_TEMPERATURE = 0.3
+RETRY_TEMPERATURE = 0.7
+HANDOFF_WORDS = re.compile(r"\b(?:transfer|human agent|representative|supervisor)\b", re.I)
+
+# How each kind of action reads in the user's words; any other call reads generically as
+# "please <name words> <entity> with <argument> <value>, ...".
+TEMPLATES: dict[str, str] = {
+    "cancel_reservation": "cancel reservation {reservation_id}",
+    "cancel_pending_order": "cancel my pending order {order_id}",
+    "refuel_data": "add {gb_amount} GB of data to line {line_id}",
+    "enable_roaming": "turn on roaming for line {line_id}",
+    "send_certificate": "send me a certificate of {amount}",
+    "get_reservation_details": "tell me the details of reservation {reservation_id}",
+    "get_user_details": "tell me which reservations and payment methods are on my profile",
+    "search_direct_flight": "find direct flights from {origin} to {destination} on {date}",
+    "search_onestop_flight": "find one-stop flights from {origin} to {destination} on {date}",
+    "get_flight_status": "tell me the status of flight {flight_number} on {date}",
+    "get_order_details": "tell me the details of my order {order_id}",
+}
+
+
+class StructuredRelabel(dspy.Module):
+    """Choose a goal among the run's achievements, phrase it, check it, retry with feedback."""
+
+    def __init__(self, max_attempts: int = ProgramSettings.max_attempts) -> None:
+        super().__init__()
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.max_attempts = max_attempts
+        self.choose_goal = dspy.Predict(ChooseGoal)
+        self.phrase_request = dspy.Predict(PhraseRequest)
+
+    def forward(self, trajectory: Trajectory) -> dspy.Prediction:
+        facts = run_facts(trajectory)
+        goals = candidate_goals(facts, agent_words(trajectory))
+        attempts: list[dict] = []
+        if not goals:
+            return dspy.Prediction(
+                facts=facts, goals=goals, goal=None, request="", source="none", attempts=[]
+            )
+        goal = self.choose(facts, goals)
+        evidence = RunEvidence.of(trajectory)
+        feedback = ""
+        for attempt in range(1, self.max_attempts + 1):
+            record: dict = {"attempt": attempt, "source": "lm"}
+            attempts.append(record)
+            try:
+                request = self.phrase(facts, goal, feedback, attempt)
+            except ANSWER_ERRORS as exc:
+                record["outcome"] = f"unparseable answer: {' '.join(str(exc).split())[:160]}"
+                continue
+            record["request"] = request
+            problems = request_problems(request, trajectory, facts, goal, evidence)
+            if not problems:
+                record["outcome"] = "passed the checks"
+                return dspy.Prediction(
+                    facts=facts, goals=goals, goal=goal, request=request, source="lm",
+                    attempts=attempts,
+                )  # fmt: skip
+            feedback = "\n".join(f"- {p}" for p in problems)
+            record["outcome"] = f"failed the checks: {'; '.join(problems)}"
+        request = template_request(facts, goal)
+        problems = request_problems(request, trajectory, facts, goal, evidence)
+        attempts.append(
+            {
+                "attempt": len(attempts) + 1,
+                "source": "template",
+                "request": request,
+                "outcome": "passed the checks"
+                if not problems
+                else f"failed the checks: {'; '.join(problems)}",
+            }
+        )
+        return dspy.Prediction(
+            facts=facts,
+            goals=goals,
+            goal=goal,
+            request=request if not problems else "",
+            source="template",
+            attempts=attempts,
+        )
+
+    def choose(self, facts: RunFacts, goals: list[Goal]) -> Goal:
+        """The LM's choice among the options; only one option needs no choice. An answer
+        out of range or unparseable falls back to the last option (everything achieved)."""
+        if len(goals) == 1:
+            return goals[0]
+        try:
+            choice = self.choose_goal(facts=facts.render(), options=number_options(goals)).choice
+        except ANSWER_ERRORS:
+            return goals[-1]
+        return goals[choice - 1] if 1 <= choice <= len(goals) else goals[-1]
+
+    def phrase(self, facts: RunFacts, goal: Goal, feedback: str, attempt: int) -> str:
+        temperature = FIRST_TEMPERATURE if attempt == 1 else RETRY_TEMPERATURE
+        out = self.phrase_request(
+            user=who_text(facts) or "not known",
+            actions="\n".join(f"- {action_phrase(call)}" for call in goal.calls),
+            avoid="\n".join(f"- {f}" for f in facts.failures) or "nothing",
+            feedback=feedback,
+            config={"temperature": temperature, "rollout_id": attempt},
+        )
+        return " ".join(str(out.request).split())
+
+
+def request_problems(
+    request: str,
+    trajectory: Trajectory,
+    facts: RunFacts,
+    goal: Goal,
+    evidence: RunEvidence | None = None,
+) -> list[str]:
+    """Every reason code finds to refuse `request` for `goal`: `request_checks` plus the
+    checks only the facts allow."""
+    problems = [str(p) for p in check_request(request, trajectory, evidence=evidence)]
+    known = facts_text(facts)
+    ids = [value for kind, value in tx.specifics(request) if kind == "id"]
+    unknown = [i for i in ids if not _whole(i, known)]
+    if unknown:
+        problems.append(
+            f"unknown_id: {', '.join(unknown[:4])} is not an id the run used or returned, "
+            "whole; copy ids exactly."
+        )
+    who = [v for k, v in facts.user.items() if k in ("user_id", "customer_id", "account_id")]
+    if who and not any(_whole(v, request) for v in facts.user.values()):
+        problems.append(f"no_user: say who you are ({who[0]}).")
+    missing = [v for v in (_entity_value(c) for c in goal.calls) if v and not _whole(v, request)]
+    if missing:
+        problems.append(f"missing: name {', '.join(dict.fromkeys(missing))} in the message.")
+    asked_failed = [
+        value
+        for call in facts.failed_calls
+        if (value := _entity_value(call)) and _whole(value, request) and not _whole(value, known)
+    ]
+    if asked_failed or (any(c.is_handoff for c in facts.calls) and HANDOFF_WORDS.search(request)):
+        problems.append(
+            f"asks_failed: do not ask for what failed or was handed off "
+            f"({', '.join(asked_failed) or 'a transfer'})."
+        )
+    return problems
+
+
+def facts_text(facts: RunFacts) -> str:
+    """What a request may name: the successful calls' arguments and results, the user's
+    own words and the final answer."""
+    parts = [facts.user_words, facts.final_answer, *facts.user.values()]
+    for call in facts.achieved:
+        parts.append(call.describe())
+        parts.extend(call.returned.values())
+    return "\n".join(parts)
+
+
+def who_text(facts: RunFacts) -> str:
+    """How the user introduces themselves: "Aarav Ahmed, user id aarav_ahmed_6699"."""
+    name = facts.user.get("name", "")
+    ids = [f"{k.replace('_', ' ')} {v}" for k, v in facts.user.items() if k in USER_FIELDS]
+    return ", ".join([name, *ids] if name else ids)
+
+
+def action_phrase(call: ToolCall) -> str:
+    """One action in plain words with its exact values."""
+    if template := TEMPLATES.get(call.name):
+        try:
+            return template.format(**{k: _plain(v) for k, v in call.arguments.items()})
+        except (KeyError, IndexError):
+            pass
+    words = call.name.replace("_", " ")
+    entity = _entity_key(call)
+    parts = []
+    if entity:
+        noun = entity.removesuffix("_id").replace("_", " ")
+        parts.append(f"{words} for {noun} {_plain(call.arguments[entity])}")
+    else:
+        parts.append(words)
+    rest = [
+        f"{key.replace('_', ' ')} {_plain(value)}"
+        for key, value in call.arguments.items()
+        if key != entity and key not in USER_FIELDS
+    ]
+    return parts[0] + (f" with {', '.join(rest)}" if rest else "")
+
+
+def template_request(facts: RunFacts, goal: Goal) -> str:
+    """The request built from templates of the chosen actions, when every LM attempt failed."""
+    actions = [action_phrase(call) for call in goal.calls]
+    asked = actions[0] if len(actions) == 1 else ", ".join(actions[:-1]) + f", and {actions[-1]}"
+    who = who_text(facts)
+    opening = f"I'm {who}. " if who else ""
+    return f"{opening}Please {asked}."
+
+
+def _entity_key(call: ToolCall) -> str:
+    for key, value in call.arguments.items():
+        if key.endswith("_id") and key not in USER_FIELDS and isinstance(value, str | int):
+            return key
+    return ""
+
+
+def _entity_value(call: ToolCall) -> str:
+    key = _entity_key(call)
+    return str(call.arguments[key]) if key else ""
+
+
+def _plain(value: object) -> str:
+    """A value as a user would write it: flights [{"flight_number": "HAT057", "date": ...}]
+    become "HAT057 on 2024-05-22 and HAT146 on 2024-05-22"."""
+    if isinstance(value, dict):
+        items = [str(v) for v in value.values()]
+        return " on ".join(items) if len(items) == 2 else " ".join(items)
+    if isinstance(value, list):
+        items = [_plain(v) for v in value]
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"
+    return str(value)
+
+
+def _whole(value: str, text: str) -> bool:
+    pattern = rf"(?<![A-Za-z0-9_]){re.escape(value)}(?![A-Za-z0-9_])"
+    return re.search(pattern, text, re.IGNORECASE) is not None

@@ -1,0 +1,134 @@
+"""The facts code reads from real runs: calls, the user, what failed, the candidate goals."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import REAL_FAILED, SHARED
+
+from agenther_dspy.formats import read_trajectories
+from agenther_dspy.modules.facts import (
+    agent_words,
+    candidate_goals,
+    changes_state,
+    run_facts,
+)
+from agenther_dspy.request_checks import failed_call
+
+TAUBENCH = SHARED / "data" / "real" / "taubench_gpt4o_airline_pool.jsonl"
+WHOANDWHEN = SHARED / "data" / "real" / "whoandwhen_pool.jsonl"
+
+
+def _run(path, trajectory_id):
+    for record in read_trajectories(path):
+        if record.trajectory.trajectory_id == trajectory_id:
+            return record.trajectory
+    raise LookupError(trajectory_id)
+
+
+@pytest.fixture(scope="module")
+def tau2_airline():
+    # Two cancellations and a flight change, confirmed by the user, for aarav_ahmed_6699.
+    return _run(REAL_FAILED, "tau2-grok-3-airline-task9-trial0-7900e641")
+
+
+@pytest.mark.parametrize(
+    "name,acts",
+    [
+        ("cancel_reservation", True),
+        ("update_reservation_flights", True),
+        ("book_reservation", True),
+        ("refuel_data", True),
+        ("enable_roaming", True),
+        ("send_certificate", True),
+        ("get_reservation_details", False),
+        ("search_onestop_flight", False),
+        ("list_all_airports", False),
+        ("calculate", False),
+        ("transfer_to_human_agents", False),
+        ("WebSurfer", False),
+        ("execute_code", False),
+    ],
+)
+def test_state_changing_calls_are_told_from_lookups_by_name(name, acts):
+    assert changes_state(name) is acts
+
+
+def test_tau2_airline_run_facts(tau2_airline):
+    facts = run_facts(tau2_airline)
+    assert facts.user["user_id"] == "aarav_ahmed_6699"
+    assert facts.user["name"] == "Aarav Ahmed"
+    done = [(c.name, c.arguments.get("reservation_id")) for c in facts.state_changes]
+    assert done == [
+        ("cancel_reservation", "IFOYYZ"),
+        ("cancel_reservation", "NQNU5R"),
+        ("update_reservation_flights", "M20IZO"),
+    ]
+    update = facts.state_changes[-1]
+    assert update.arguments["payment_id"] == "credit_card_9074831"
+    assert update.returned["reservation_id"] == "M20IZO"
+    assert not facts.failed_calls
+    assert any("cancel" in reply and "NQNU5R" in reply for reply in facts.confirmations)
+    text = facts.render()
+    assert len(text) <= 900
+    for value in ("aarav_ahmed_6699", "IFOYYZ", "NQNU5R", "M20IZO", "HAT057"):
+        assert value in text
+
+
+def test_goals_group_the_changes_per_entity_and_all_together(tau2_airline):
+    facts = run_facts(tau2_airline)
+    goals = candidate_goals(facts, agent_words(tau2_airline))
+    labels = [goal.label for goal in goals]
+    assert labels[0] == "cancel_reservation(reservation_id=IFOYYZ)"
+    assert labels[1] == "cancel_reservation(reservation_id=NQNU5R)"
+    assert labels[2].startswith("update_reservation_flights(reservation_id=M20IZO")
+    assert len(goals) == 4 and len(goals[3].calls) == 3  # everything that changed state
+
+
+def test_tau2_telecom_user_from_phone_and_lookup_and_handoff_is_no_goal():
+    run = next(
+        r.trajectory
+        for r in read_trajectories(REAL_FAILED)
+        if "telecom" in r.trajectory.trajectory_id
+    )
+    facts = run_facts(run)
+    assert facts.user["phone_number"] == "555-123-2002"
+    assert facts.user["customer_id"] == "C1001"
+    assert facts.user["name"] == "John Smith"
+    assert [c.describe() for c in facts.state_changes] == [
+        "refuel_data(customer_id=C1001, line_id=L1002, gb_amount=2.0)"
+    ]
+    assert facts.state_changes[0].returned["charge"] == "4.0"
+    assert "handed off: transfer_to_human_agents" in facts.failures
+    goals = candidate_goals(facts, agent_words(run))
+    assert all("transfer" not in goal.label for goal in goals)
+
+
+def test_taubench_run_facts():
+    run = _run(TAUBENCH, "taubench-gpt-4o-airline-task7-trial0")
+    facts = run_facts(run)
+    assert facts.user == {"user_id": "aarav_garcia_1177", "name": "Aarav Garcia"}
+    (change,) = facts.state_changes
+    assert change.name == "update_reservation_flights"
+    assert change.arguments["reservation_id"] == "M05KNL"
+    assert change.arguments["payment_id"] == "gift_card_8887175"
+    assert "HAT004" in change.describe() and "HAT142" in change.describe()
+    lookups = [c.name for c in facts.lookups]
+    assert lookups.count("search_onestop_flight") == 2
+    assert facts.confirmations[-1].startswith("Yes, please proceed")
+
+
+def test_whoandwhen_failed_code_runs_are_failures():
+    run = _run(WHOANDWHEN, "whoandwhen-algorithm-generated-7")
+    facts = run_facts(run)
+    assert facts.user == {}
+    assert [c.step for c in facts.calls] == [2, 6, 7]
+    assert [c.succeeded for c in facts.calls] == [True, False, False]
+    assert "Continual Learning in Practice" in facts.calls[0].returned["output"]
+    assert any("Hiccup_Fish_Diet.pdf" in f for f in facts.failures)
+    assert any(f.startswith("agent declined") for f in facts.failures)
+
+
+def test_failed_call_knows_code_execution_failures():
+    assert failed_call("exitcode: 1 (execution failed)\nCode output: Traceback ...")
+    assert failed_call("exitcode: 124 (execution failed)\nCode output: \nTimeout")
+    assert not failed_call("exitcode: 0 (execution succeeded)\nCode output: 42")

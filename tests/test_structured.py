@@ -1,0 +1,158 @@
+"""The structured relabeler on real runs: checks, feedback to the next attempt, the template
+fallback, and the whole program with the second judge, with DSPy's scripted DummyLM."""
+
+from __future__ import annotations
+
+import dspy
+import pytest
+from conftest import REAL_FAILED
+from dspy.utils import DummyLM
+
+from agenther_dspy import HindsightRelabeler
+from agenther_dspy.formats import read_trajectories
+from agenther_dspy.modules.facts import agent_words, candidate_goals, run_facts
+from agenther_dspy.modules.structured import (
+    StructuredRelabel,
+    request_problems,
+    template_request,
+)
+from agenther_dspy.optimizers.saving import load_program, save_program
+from agenther_dspy.request_checks import check_request
+
+GOOD = (
+    "I'm Aarav Ahmed, user id aarav_ahmed_6699. Please cancel reservations IFOYYZ and NQNU5R, "
+    "and move M20IZO to flights HAT057 and HAT146 on 2024-05-22, paid with credit_card_9074831."
+)
+
+
+@pytest.fixture(scope="module")
+def airline():
+    for record in read_trajectories(REAL_FAILED):
+        if record.trajectory.trajectory_id == "tau2-grok-3-airline-task9-trial0-7900e641":
+            return record.trajectory
+    raise LookupError
+
+
+def _goal(run, index=-1):
+    facts = run_facts(run)
+    return facts, candidate_goals(facts, agent_words(run))[index]
+
+
+def test_checks_catch_cut_ids_a_missing_user_and_agent_speech(airline):
+    facts, goal = _goal(airline)
+    assert request_problems(GOOD, airline, facts, goal) == []
+    cut = GOOD.replace("M20IZO", "M20IZ")
+    assert any(
+        p.startswith("unknown_id") or "truncated" in p
+        for p in request_problems(cut, airline, facts, goal)
+    )
+    anonymous = GOOD.replace("I'm Aarav Ahmed, user id aarav_ahmed_6699. ", "")
+    assert any(p.startswith("no_user") for p in request_problems(anonymous, airline, facts, goal))
+    partial = "I'm user aarav_ahmed_6699. Please cancel reservation IFOYYZ for me today."
+    assert any(
+        p.startswith("missing") and "M20IZO" in p
+        for p in request_problems(partial, airline, facts, goal)
+    )
+    agent = "Your reservation IFOYYZ, NQNU5R and M20IZO are updated, aarav_ahmed_6699."
+    assert any(p.startswith("agent_speech") for p in request_problems(agent, airline, facts, goal))
+
+
+def test_failed_check_is_fed_back_to_the_next_attempt(airline):
+    bad = {"request": "Your reservation has been cancelled. Is there anything else?"}
+    lm = DummyLM([{"choice": 4}, bad, {"request": GOOD}])
+    with dspy.context(lm=lm):
+        out = StructuredRelabel(max_attempts=3)(trajectory=airline)
+    assert out.source == "lm" and out.request == GOOD
+    assert len(out.goal.calls) == 3
+    assert [a["outcome"].split(":")[0] for a in out.attempts] == [
+        "failed the checks",
+        "passed the checks",
+    ]
+    first, second = lm.history[1], lm.history[2]
+    assert "agent_speech" not in first["messages"][-1]["content"].split("feedback ## ]]")[1][:400]
+    retry_feedback = second["messages"][-1]["content"].split("feedback ## ]]")[1]
+    assert "agent_speech" in retry_feedback and "no_user" in retry_feedback
+    assert (second["kwargs"]["temperature"], second["kwargs"]["rollout_id"]) == (0.7, 2)
+
+
+def test_template_fallback_when_every_attempt_fails(airline):
+    bad = {"request": "Yes, let's proceed."}
+    lm = DummyLM([{"choice": 1}, bad, bad])
+    with dspy.context(lm=lm):
+        out = StructuredRelabel(max_attempts=2)(trajectory=airline)
+    assert out.source == "template"
+    assert (
+        out.request
+        == "I'm Aarav Ahmed, user id aarav_ahmed_6699. Please cancel reservation IFOYYZ."
+    )
+    assert check_request(out.request, airline) == []
+
+
+def test_template_of_every_achievement_passes_the_checks(airline):
+    facts, goal = _goal(airline)
+    request = template_request(facts, goal)
+    for value in ("aarav_ahmed_6699", "IFOYYZ", "NQNU5R", "M20IZO", "HAT057", "HAT146"):
+        assert value in request
+    assert check_request(request, airline) == []
+    assert request_problems(request, airline, facts, goal) == []
+
+
+def test_out_of_range_choice_takes_every_achievement(airline):
+    lm = DummyLM([{"choice": 9}, {"request": GOOD}])
+    with dspy.context(lm=lm):
+        out = StructuredRelabel()(trajectory=airline)
+    assert len(out.goal.calls) == 3
+
+
+def test_structured_variant_end_to_end(airline, tmp_path):
+    lm = DummyLM([{"choice": 4}, {"request": GOOD}, {"is_valid": True, "confidence": 0.9}])
+    program = HindsightRelabeler(relabeler="structured")
+    with dspy.context(lm=lm):
+        prediction = program(trajectory=airline)
+    assert prediction.status == "accepted", prediction.reason
+    assert prediction.relabel.hindsight_prompt == GOOD
+    assert prediction.confidence == pytest.approx(0.95)
+    assert "cancel_reservation(reservation_id=IFOYYZ)" in prediction.outcome.achievements
+    names = [name for name, _ in program.named_predictors()]
+    assert {"structured.choose_goal", "structured.phrase_request", "relabeler.judge"} <= set(names)
+
+    save_program(program, path := tmp_path / "structured.json")
+    assert load_program(path).relabeler_kind == "structured"
+    save_program(HindsightRelabeler(), free := tmp_path / "free.json")
+    loaded = load_program(free)
+    assert loaded.relabeler_kind == "free" and not hasattr(loaded, "structured")
+
+
+def test_structured_variant_rejects_when_the_judge_and_the_rule_say_no(airline):
+    lm = DummyLM([{"choice": 4}, {"request": GOOD}, {"is_valid": False, "confidence": 0.9}])
+    program = HindsightRelabeler(relabeler="structured", single_judge_fallback=False)
+    with dspy.context(lm=lm):
+        prediction = program(trajectory=airline)
+    assert prediction.status == "rejected" and prediction.stage == "judge"
+
+
+def test_a_run_with_nothing_to_ask_for_is_rejected_without_lm_calls():
+    from conftest import SHARED
+
+    path = SHARED / "data" / "real" / "whoandwhen_pool.jsonl"
+    run = next(r.trajectory for r in read_trajectories(path))
+    lm = DummyLM([])
+    with dspy.context(lm=lm):
+        out = StructuredRelabel()(trajectory=run)
+    assert out.request == "" and out.source == "none" and not lm.history
+
+
+@pytest.mark.slow
+def test_structured_variant_on_the_embedded_model(airline):
+    from agenther_dspy.settings import LMSettings
+
+    lm = LMSettings(model="local:smollm2-135m").build()
+    with dspy.context(lm=lm):
+        prediction = HindsightRelabeler(relabeler="structured")(trajectory=airline)
+    assert prediction.status in ("accepted", "rejected"), prediction.reason
+    relabel_attempts = [a for a in prediction.attempts if "request" in a]
+    assert relabel_attempts  # the model's answers parsed, or the template stood in
+    if prediction.status == "accepted":
+        request = prediction.relabel.hindsight_prompt
+        assert check_request(request, airline) == []
+        assert "aarav_ahmed_6699" in request
