@@ -60,3 +60,16 @@ def copper(examples) -> Trajectory:
 def write_jsonl(path: Path, rows: list) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
+
+
+def labeled_run(trajectory_id: str) -> Trajectory:
+    """A real run that ships with the package, in the labeled set, without its gold."""
+    from agenther_dspy.eval.dataset import shipped_dir
+
+    for path in sorted(shipped_dir().glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if row["trajectory_id"] == trajectory_id:
+                row.pop("gold", None)
+                return Trajectory.model_validate(row)
+    raise LookupError(trajectory_id)

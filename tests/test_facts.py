@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REAL_FAILED, SHARED
+from conftest import SHARED, labeled_run
 
 from agenther_dspy.formats import read_trajectories
 from agenther_dspy.modules.facts import (
@@ -14,7 +14,6 @@ from agenther_dspy.modules.facts import (
 )
 from agenther_dspy.request_checks import failed_call
 
-TAUBENCH = SHARED / "data" / "real" / "taubench_gpt4o_airline_pool.jsonl"
 WHOANDWHEN = SHARED / "data" / "real" / "whoandwhen_pool.jsonl"
 
 
@@ -28,7 +27,7 @@ def _run(path, trajectory_id):
 @pytest.fixture(scope="module")
 def tau2_airline():
     # Two cancellations and a flight change, confirmed by the user, for aarav_ahmed_6699.
-    return _run(REAL_FAILED, "tau2-grok-3-airline-task9-trial0-7900e641")
+    return labeled_run("tau2-grok-3-airline-task9-trial0-7900e641")
 
 
 @pytest.mark.parametrize(
@@ -85,10 +84,9 @@ def test_goals_group_the_changes_per_entity_and_all_together(tau2_airline):
 
 
 def test_tau2_telecom_user_from_phone_and_lookup_and_handoff_is_no_goal():
-    run = next(
-        r.trajectory
-        for r in read_trajectories(REAL_FAILED)
-        if "telecom" in r.trajectory.trajectory_id
+    run = labeled_run(
+        "tau2-grok-3-telecom-task[mobile_data_issue]data_saver_mode_on|data_usage_exceeded"
+        "[PERSONA:Easy]-trial0-05368b82"
     )
     facts = run_facts(run)
     assert facts.user["phone_number"] == "555-123-2002"
@@ -104,7 +102,7 @@ def test_tau2_telecom_user_from_phone_and_lookup_and_handoff_is_no_goal():
 
 
 def test_taubench_run_facts():
-    run = _run(TAUBENCH, "taubench-gpt-4o-airline-task7-trial0")
+    run = labeled_run("taubench-gpt-4o-airline-task7-trial0")
     facts = run_facts(run)
     assert facts.user == {"user_id": "aarav_garcia_1177", "name": "Aarav Garcia"}
     (change,) = facts.state_changes
@@ -117,6 +115,7 @@ def test_taubench_run_facts():
     assert facts.confirmations[-1].startswith("Yes, please proceed")
 
 
+@pytest.mark.needs_shared
 def test_whoandwhen_failed_code_runs_are_failures():
     run = _run(WHOANDWHEN, "whoandwhen-algorithm-generated-7")
     facts = run_facts(run)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import dspy
 import pytest
-from conftest import REAL_FAILED
+from conftest import labeled_run
 from dspy.utils import DummyLM
 
 from agenther_dspy import HindsightRelabeler
-from agenther_dspy.formats import read_trajectories
 from agenther_dspy.modules.facts import agent_words, candidate_goals, run_facts
 from agenther_dspy.modules.structured import (
     StructuredRelabel,
@@ -27,10 +26,7 @@ GOOD = (
 
 @pytest.fixture(scope="module")
 def airline():
-    for record in read_trajectories(REAL_FAILED):
-        if record.trajectory.trajectory_id == "tau2-grok-3-airline-task9-trial0-7900e641":
-            return record.trajectory
-    raise LookupError
+    return labeled_run("tau2-grok-3-airline-task9-trial0-7900e641")
 
 
 def _goal(run, index=-1):
@@ -132,10 +128,7 @@ def test_structured_variant_rejects_when_the_judge_and_the_rule_say_no(airline):
 
 
 def test_a_run_with_nothing_to_ask_for_is_rejected_without_lm_calls():
-    from conftest import SHARED
-
-    path = SHARED / "data" / "real" / "whoandwhen_pool.jsonl"
-    run = next(r.trajectory for r in read_trajectories(path))
+    run = labeled_run("whoandwhen-hand-crafted-2")
     lm = DummyLM([])
     with dspy.context(lm=lm):
         out = StructuredRelabel()(trajectory=run)
