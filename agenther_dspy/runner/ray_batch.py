@@ -123,6 +123,13 @@ class RelabelActor:
     """One Ray actor: the LM and the program built once, records run on a thread pool."""
 
     def __init__(self, spec: ActorSpec) -> None:
+        import ray
+
+        from agenther_dspy.lm.local import THREADS_ENV
+
+        # The embedded engine would use every core of the node; an actor has its CPU slots.
+        slots = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+        os.environ.setdefault(THREADS_ENV, str(max(1, round(slots))))
         self.spec = spec
         self.program, self.lm = spec.build()
         self.settings = dspy.settings.copy()
