@@ -135,14 +135,10 @@ class RelabelActor:
         self.settings = dspy.settings.copy()
         self.pool = ThreadPoolExecutor(spec.concurrency, thread_name_prefix="relabel")
 
-    def run(self, payload: str) -> str:
-        item = json.loads(payload)
-        record = Record(
-            Trajectory.model_validate(item["trajectory"]),
-            item["file"],
-            item["line"],
-            item.get("index"),
-        )
+    def run(self, payload: tuple[str, str]) -> str:
+        trajectory, where = payload
+        file, line, index = json.loads(where)
+        record = Record(Trajectory.model_validate_json(trajectory), file, line, index)
         result = process_record(
             self.program,
             record,
@@ -154,7 +150,8 @@ class RelabelActor:
         return encode_result(result)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        results = list(self.pool.map(self.run, list(batch["record"])))
+        payloads = zip(batch["trajectory"], batch["where"], strict=True)
+        results = list(self.pool.map(self.run, payloads))
         return {"number": batch["number"], "result": results}
 
 
@@ -173,16 +170,10 @@ def decode_result(text: str) -> TrajectoryResult:
     return result
 
 
-def encode_record(record: Record) -> str:
-    return json.dumps(
-        {
-            "trajectory": record.trajectory.model_dump(mode="json"),
-            "file": record.file,
-            "line": record.line,
-            "index": record.index,
-        },
-        ensure_ascii=False,
-    )
+def encode_record(number: int, record: Record) -> dict[str, Any]:
+    """One dataset row: the trajectory as pydantic's own JSON, and where it came from."""
+    where = json.dumps([record.file, record.line, record.index])
+    return {"number": number, "trajectory": record.trajectory.model_dump_json(), "where": where}
 
 
 @dataclass
@@ -363,7 +354,7 @@ def _run_window(
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    items = [{"number": number, "record": encode_record(record)} for number, record in window]
+    items = [encode_record(number, record) for number, record in window]
     blocks = max(1, min(len(items) // per_call, 8 * actors * calls))
     dataset = ray.data.from_items(items, override_num_blocks=blocks)
     del items
