@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import ray
 from conftest import REAL_FAILED, REAL_SUCCESS, write_jsonl
 from test_runner import assert_exactly_once, synthetic
 from typer.testing import CliRunner
@@ -23,7 +24,6 @@ from agenther_dspy.modules.program import HindsightRelabeler
 from agenther_dspy.runner.ray_batch import run_ray_batch
 from agenther_dspy.settings import LMSettings
 
-ray = pytest.importorskip("ray", reason="the ray extra is part of the test install")
 CLI = [sys.executable, "-m", "agenther_dspy"]
 # What may differ between two runs of the same record: time taken.
 TIMING = ("seconds",)
