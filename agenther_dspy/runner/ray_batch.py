@@ -346,6 +346,7 @@ def _run_window(
     stop: threading.Event,
 ) -> None:
     import ray.data
+    import ray.exceptions
     from ray.data import ActorPoolStrategy
 
     per_call = max(1, min(MAX_RECORDS_PER_CALL, spec.concurrency))
@@ -381,11 +382,23 @@ def _run_window(
             pending.discard(number)
             order.deliver(number, decode_result(row["result"]))
             if stop.is_set():
-                break
+                return
+    except ray.exceptions.RayError as error:  # an actor that cannot start, a lost node
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        cause = lines[-1][:400] if lines else type(error).__name__  # the message, not the trace
+        raise RayError(
+            f"the Ray batch stopped ({cause}); what was written is kept: run the same command "
+            "again to resume"
+        ) from None
     finally:
         close = getattr(rows, "close", None)
         if close is not None:
             close()
+    if pending:
+        raise RayError(
+            f"Ray Data returned no result for {len(pending)} records; what was written is "
+            "kept: run the same command again to resume"
+        )
 
 
 def ray_runner(
