@@ -42,7 +42,7 @@ app = typer.Typer(
 )
 
 
-@app.command()
+@app.command(cls=opt.OptionalValues)
 def run(
     input_file: Annotated[Path, typer.Argument(help="AgentHER-format JSON array or JSON lines")],
     output: opt.OutputOpt = None,
@@ -73,6 +73,8 @@ def run(
     uncompiled: opt.UncompiledOpt = False,
     tracking_uri: opt.TrackingOpt = None,
     no_mlflow: opt.NoMlflowOpt = False,
+    ray: opt.RayOpt = None,
+    ray_actors: opt.RayActorsOpt = None,
 ) -> None:
     """Relabel the failed runs in INPUT_FILE and write the accepted ones as training rows.
 
@@ -90,6 +92,7 @@ def run(
         default_results_path,
         run_batch,
     )
+    from agenther_dspy.runner.ray_batch import RayError, ray_runner
     from agenther_dspy.tracking import log_results_table, tracked_run
 
     if output_format is OutputFormat.OPENAI:
@@ -122,22 +125,22 @@ def run(
         raise fail(str(error)) from None
 
     params = program_params(program, program_file, lm_settings, judge_model)
-    params.update(input_file=str(input_file), output=str(output))
-    params.update(
-        output_format=output_format.value, temperature=temperature, concurrency=concurrency
-    )
+    params.update(input_file=str(input_file), output=str(output), ray=ray, ray_actors=ray_actors)
+    params.update(output_format=output_format.value, temperature=temperature,
+                  concurrency=concurrency)  # fmt: skip
     tracking_context = tracked_run("run", enabled=not no_mlflow, tracking_uri=tracking_uri)
     total = count_input_records(input_file)
     with tracking_context as tracking, BatchProgress(err_console, total=total) as progress:
         tracking.log_params(params)
+        batch = dict(
+            output_path=output, results_path=results_path, output_format=output_format,
+            concurrency=concurrency, retry_errors=retry_errors, overwrite=overwrite,
+            on_start=progress.start, on_result=progress.update, on_interrupt=progress.interrupted,
+        )  # fmt: skip
+        runner = run_batch if ray is None else ray_runner(ray, ray_actors, lm_settings, settings)
         try:
-            summary = run_batch(
-                records, program, output_path=output, results_path=results_path,
-                output_format=output_format, lm=lm, concurrency=concurrency,
-                retry_errors=retry_errors, overwrite=overwrite, on_start=progress.start,
-                on_result=progress.update, on_interrupt=progress.interrupted,
-            )  # fmt: skip
-        except (InputError, ResumeError) as error:
+            summary = runner(records, program, lm=lm, **batch)
+        except (InputError, ResumeError, RayError) as error:
             raise fail(str(error)) from None
         tracking.log_metrics(summary.metrics())
         tracking.log_json(

@@ -4,9 +4,10 @@ their defaults taken from the settings objects."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from agenther_dspy.display import fail
 from agenther_dspy.formats import InputFormat
@@ -120,9 +121,42 @@ ConcurrencyOpt = Annotated[
     typer.Option(
         min=1,
         help="trajectories in flight (default: 1 for the embedded local model, "
-        "8 for a remote server)",
+        "8 for a remote server); with --ray, in each actor",
     ),
 ]
+RAY_HERE = "local"  # what a bare --ray means: start Ray in this process
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="[ADDRESS]",
+        help="run the batch on Ray Data: alone, on a Ray started here; auto, HOST:PORT or "
+        "ray://HOST:10001 joins a cluster (put --ray after INPUT_FILE, or write --ray=ADDRESS)",
+    ),
+]
+RayActorsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--ray-actors",
+        min=1,
+        help="Ray actors, each building the LM and the program once (default: one per CPU "
+        "for the embedded model, up to 4 for a remote server)",
+    ),
+]
+
+
+class OptionalValues(TyperCommand):
+    """A command whose `--ray` may come without a value (Typer has no such option): a bare
+    `--ray`, last or before another option, means `--ray=local`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        args = list(args)
+        for i, arg in enumerate(args):
+            if arg == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+                args[i] = f"--ray={RAY_HERE}"
+        return super().parse_args(ctx, args)
+
+
 ResultsFileOpt = Annotated[
     Path | None,
     typer.Option(

@@ -59,3 +59,18 @@ def test_unparseable_relabel_answer_costs_one_attempt(copper):
     assert prediction.attempts[0]["outcome"].startswith("unparseable answer")
     assert prediction.attempts[1]["outcome"] == "accepted"
     assert prediction.status == "accepted"
+
+
+def test_remembered_prices_answer_as_dspy_does():
+    """The remembered price lookup gives DSPy's own answers, a fresh copy each time."""
+    from dspy.clients import costs
+
+    from agenther_dspy.lm.factory import remember_prices
+
+    remember_prices()
+    original = costs.model_info.original
+    for provider, model in [("openai", "gpt-4o-mini"), ("openai", "stub"), ("vllm", "x/y")]:
+        first = costs.model_info(provider, model)
+        assert first == original(provider, model)
+        first["changed"] = True
+        assert costs.model_info(provider, model) == original(provider, model)

@@ -8,6 +8,8 @@ by variable name: they are handed to the client in memory and never written anyw
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 
 import dspy
@@ -100,6 +102,7 @@ def build_lm(
             )
         except ModelError as error:
             raise LMConfigError(str(error)) from None
+    remember_prices()
     kwargs: dict = {}
     if base_url:
         kwargs["api_base"] = base_url.rstrip("/")
@@ -119,6 +122,35 @@ def build_lm(
         )
     except ValueError as error:
         raise LMConfigError(f"-m {model}: {error}") from error
+
+
+def remember_prices() -> None:
+    """Make DSPy's price lookup per remote call a dictionary hit.
+
+    DSPy prices every remote call from its model table (loaded once per process). For a
+    model the table lacks, which is any self-hosted name (`hosted_vllm/...`, `openai/<name>`
+    on a `--base-url` server), it scans the whole table, twice per call: about 1.2 ms of
+    CPU per call here, a third of the client's CPU per trajectory. The table never changes
+    once loaded, so each (provider, model) answer is remembered; callers still get their
+    own copy, as before. `benchmarks/ray_throughput.py` measures both ways.
+    """
+    from dspy.clients import costs
+
+    lookup = getattr(costs, "model_info", None)
+    if lookup is None or hasattr(lookup, "remembered"):
+        return
+
+    @functools.lru_cache(maxsize=4096)
+    def remembered(provider, model, namespaces):
+        return lookup(provider, model, namespaces=namespaces)
+
+    def model_info(provider, model, *, namespaces=None):
+        key = None if namespaces is None else tuple(namespaces)
+        return copy.deepcopy(remembered(provider, model, key))
+
+    model_info.remembered = remembered
+    model_info.original = lookup
+    costs.model_info = model_info
 
 
 def configure_cache(cache_dir: str | os.PathLike | None = None, *, enabled: bool = True) -> None:

@@ -57,7 +57,13 @@ _servers: dict[tuple[Any, ...], Any] = {}
 _servers_lock = threading.Lock()
 
 
+THREADS_ENV = "AGENTHER_DSPY_THREADS"  # llama.cpp threads; set per Ray actor to its CPUs
+
+
 def _default_threads() -> int:
+    configured = os.environ.get(THREADS_ENV, "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -31,7 +31,8 @@ own `dspy.context` (`execution.execute`): the LM, and a DSPy usage tracker per r
 counts its LM calls and tokens. Nothing here calls `dspy.configure`.
 
 The parts: `record` (one record → one results line), `files` (the two files and recovery),
-`schedule` (workers, the in-order writer, interrupts, `run_batch`) and `progress`.
+`schedule` (`open_batch`, workers, the in-order writer, interrupts, `run_batch`), `ray_batch`
+(the same batch on Ray Data actors; imports Ray only when used) and `progress`.
 """
 
 from agenther_dspy.runner.files import ResumeError, ResumeState, default_results_path, recover

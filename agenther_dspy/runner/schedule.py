@@ -138,7 +138,7 @@ class _Workers:
             self.tasks.put(None)
 
 
-class _InOrder:
+class InOrder:
     """Writes results in input order: a finished result waits until every earlier one is
     written. Bounded by the caller, which stops handing out numbers while too many wait."""
 
@@ -164,7 +164,7 @@ class _InOrder:
             self.write(result)
 
 
-class _Interrupts:
+class Interrupts:
     """First SIGINT/SIGTERM: stop taking new records, finish the ones in flight. Second:
     stop waiting. Installed only in the main thread (the only one Python signals)."""
 
@@ -182,7 +182,7 @@ class _Interrupts:
         else:
             self.abandon.set()
 
-    def __enter__(self) -> _Interrupts:
+    def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)
@@ -193,7 +193,7 @@ class _Interrupts:
             signal.signal(signum, handler)
 
 
-def _plan(
+def plan(
     records: Iterable[Record | InvalidRecord], done: dict[str, str]
 ) -> Iterator[Record | TrajectoryResult]:
     """Records to run and results to write at once (invalid, duplicate), skipping what the
@@ -217,6 +217,69 @@ def _plan(
                 yield result
         elif tid not in done:
             yield record
+
+
+@dataclass
+class OpenBatch:
+    """A batch whose files are locked, recovered and open: what is already done, the
+    summary so far, and `write`, the one way a result reaches the files."""
+
+    state: ResumeState
+    summary: BatchSummary
+    write: Callable[[TrajectoryResult], None]
+
+
+@contextlib.contextmanager
+def open_batch(
+    output_path: str | Path,
+    results_path: str | Path | None = None,
+    *,
+    output_format: OutputFormat | str = OutputFormat.SFT,
+    retry_errors: bool = False,
+    overwrite: bool = False,
+    on_start: Callable[[ResumeState], None] | None = None,
+    on_result: Callable[[TrajectoryResult], None] | None = None,
+) -> Iterator[OpenBatch]:
+    """Lock the two files, recover them, open them for appending, and count what is
+    written; whatever runs the records (threads here, Ray actors in `ray_batch`) writes
+    through this, so resume, exactly-once rows and the counts are the same for all."""
+    output_path = Path(output_path)
+    results_path = Path(results_path) if results_path else default_results_path(output_path)
+    started = time.perf_counter()
+    # Lock before recovery: recovery rewrites the files another run may be appending to.
+    files = BatchFiles(ResumeState(results_path, output_path))
+    files.acquire()
+    try:
+        state = recover(
+            output_path,
+            results_path,
+            output_format=OutputFormat(output_format),
+            retry_errors=retry_errors,
+            overwrite=overwrite,
+        )
+        files.state = state
+        files.open()
+        summary = BatchSummary(
+            results_path, output_path, earlier=state.earlier, rows_total=state.rows
+        )
+        if on_start is not None:
+            on_start(state)
+
+        def write(result: TrajectoryResult) -> None:
+            if files.write(result):
+                summary.rows_written += 1
+                summary.rows_total += 1
+            summary.counts[result.status] += 1
+            summary.lm_calls += result.lm_calls
+            summary.prompt_tokens += result.prompt_tokens
+            summary.completion_tokens += result.completion_tokens
+            if on_result is not None:
+                on_result(result)
+
+        yield OpenBatch(state, summary, write)
+    finally:
+        files.close()
+    summary.seconds = time.perf_counter() - started
 
 
 def run_batch(
@@ -245,27 +308,15 @@ def run_batch(
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     output_format = OutputFormat(output_format)
-    output_path = Path(output_path)
-    results_path = Path(results_path) if results_path else default_results_path(output_path)
-    started = time.perf_counter()
-    # Lock before recovery: recovery rewrites the files another run may be appending to.
-    files = BatchFiles(ResumeState(results_path, output_path))
-    files.acquire()
-    try:
-        state = recover(
-            output_path,
-            results_path,
-            output_format=output_format,
-            retry_errors=retry_errors,
-            overwrite=overwrite,
-        )
-        files.state = state
-        files.open()
-        summary = BatchSummary(
-            results_path, output_path, earlier=state.earlier, rows_total=state.rows
-        )
-        if on_start is not None:
-            on_start(state)
+    with open_batch(
+        output_path,
+        results_path,
+        output_format=output_format,
+        retry_errors=retry_errors,
+        overwrite=overwrite,
+        on_start=on_start,
+        on_result=on_result,
+    ) as batch:
         settings = dspy.settings.copy()
 
         def run_one(record: Record) -> TrajectoryResult:
@@ -278,61 +329,59 @@ def run_batch(
                 keep_history=keep_history,
             )
 
-        def write(result: TrajectoryResult) -> None:
-            if files.write(result):
-                summary.rows_written += 1
-                summary.rows_total += 1
-            summary.counts[result.status] += 1
-            summary.lm_calls += result.lm_calls
-            summary.prompt_tokens += result.prompt_tokens
-            summary.completion_tokens += result.completion_tokens
-            if on_result is not None:
-                on_result(result)
+        _schedule(records, batch, run_one, concurrency, on_interrupt)
+    return batch.summary
 
-        workers = _Workers(concurrency, run_one)
-        order = _InOrder(write)
-        running = 0
-        most_running = IN_FLIGHT_PER_WORKER * concurrency
-        most_unwritten = max(MIN_REORDER_WINDOW, REORDER_WINDOW_PER_WORKER * concurrency)
 
-        def receive(wait: bool) -> bool:
-            nonlocal running
-            try:
-                if wait:
-                    number, result = workers.done.get(timeout=POLL_SECONDS)
-                else:
-                    number, result = workers.done.get_nowait()
-            except queue.Empty:
-                return False
-            running -= 1
-            order.deliver(number, result)
-            return True
+def _schedule(
+    records: Iterable[Record | InvalidRecord],
+    batch: OpenBatch,
+    run_one: Callable[[Record], TrajectoryResult],
+    concurrency: int,
+    on_interrupt: Callable[[], None] | None,
+) -> None:
+    """Run the pending records on `concurrency` threads and write them in input order."""
+    summary, write = batch.summary, batch.write
+    workers = _Workers(concurrency, run_one)
+    order = InOrder(write)
+    running = 0
+    most_running = IN_FLIGHT_PER_WORKER * concurrency
+    most_unwritten = max(MIN_REORDER_WINDOW, REORDER_WINDOW_PER_WORKER * concurrency)
 
-        with _Interrupts(on_interrupt) as interrupts:
-            try:
-                for item in _plan(records, state.done):
-                    if interrupts.stop.is_set():
-                        break
-                    if isinstance(item, TrajectoryResult):
-                        order.deliver(order.number(), item)
-                        continue
-                    while (
-                        running >= most_running or order.unwritten >= most_unwritten
-                    ) and not interrupts.abandon.is_set():
-                        receive(wait=True)
-                    if interrupts.abandon.is_set():
-                        break
-                    workers.submit(order.number(), item)
-                    running += 1
-                    while receive(wait=False):  # write whatever is ready, without waiting
-                        pass
-                while running and not interrupts.abandon.is_set():
+    def receive(wait: bool) -> bool:
+        nonlocal running
+        try:
+            if wait:
+                number, result = workers.done.get(timeout=POLL_SECONDS)
+            else:
+                number, result = workers.done.get_nowait()
+        except queue.Empty:
+            return False
+        running -= 1
+        order.deliver(number, result)
+        return True
+
+    with Interrupts(on_interrupt) as interrupts:
+        try:
+            for item in plan(records, batch.state.done):
+                if interrupts.stop.is_set():
+                    break
+                if isinstance(item, TrajectoryResult):
+                    order.deliver(order.number(), item)
+                    continue
+                while (
+                    running >= most_running or order.unwritten >= most_unwritten
+                ) and not interrupts.abandon.is_set():
                     receive(wait=True)
-            finally:
-                workers.stop()
-            summary.interrupted = interrupts.stop.is_set()
-            summary.abandoned = order.unwritten
-    finally:
-        files.close()
-    summary.seconds = time.perf_counter() - started
-    return summary
+                if interrupts.abandon.is_set():
+                    break
+                workers.submit(order.number(), item)
+                running += 1
+                while receive(wait=False):  # write whatever is ready, without waiting
+                    pass
+            while running and not interrupts.abandon.is_set():
+                receive(wait=True)
+        finally:
+            workers.stop()
+        summary.interrupted = interrupts.stop.is_set()
+        summary.abandoned = order.unwritten
