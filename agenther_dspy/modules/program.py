@@ -121,19 +121,7 @@ class HindsightRelabeler(dspy.Module):
                 rendered=rendered, original_prompt=trajectory.original_prompt, outcome=outcome
             )
         judged = any("verdict" in attempt for attempt in decision.attempts)
-        result.update(
-            relabel=decision.relabel,
-            verdict=decision.verdict,
-            confidence=decision.confidence,
-            single_judge=decision.single_judge,
-            attempts=decision.attempts,
-        )
-        return dspy.Prediction(
-            **result,
-            status=decision.status,
-            stage="judge" if judged else "relabel",
-            reason=decision.reason,
-        )
+        return _decided(result, decision, stage="judge" if judged else "relabel")
 
     def _structured(
         self, trajectory: Trajectory, rendered: str, result: dict[str, Any]
@@ -163,16 +151,7 @@ class HindsightRelabeler(dspy.Module):
         proposal = Relabel(hindsight_prompt=drafted.request, is_valid_replay=True, confidence=1.0)
         with tagged("relabel"):
             decision = self.relabeler.settle(rendered, proposal, attempts)
-        result.update(
-            relabel=decision.relabel,
-            verdict=decision.verdict,
-            confidence=decision.confidence,
-            single_judge=decision.single_judge,
-            attempts=decision.attempts,
-        )
-        return dspy.Prediction(
-            **result, status=decision.status, stage="judge", reason=decision.reason
-        )
+        return _decided(result, decision, stage="judge")
 
     def _gate_reason(self, analysis) -> str:
         """Why a run is not worth relabeling, or "" when it is."""
@@ -207,3 +186,15 @@ def program_hash(program: dspy.Module) -> str:
     it ties a results file, an MLflow run or a dataset card to the exact program."""
     state = json.dumps(program.dump_state(), sort_keys=True, default=str)
     return hashlib.sha256(state.encode()).hexdigest()[:16]
+
+
+def _decided(result: dict[str, Any], decision: dspy.Prediction, *, stage: str) -> dspy.Prediction:
+    """The program's answer from what the relabel-and-judge stage decided."""
+    result.update(
+        relabel=decision.relabel,
+        verdict=decision.verdict,
+        confidence=decision.confidence,
+        single_judge=decision.single_judge,
+        attempts=decision.attempts,
+    )
+    return dspy.Prediction(**result, status=decision.status, stage=stage, reason=decision.reason)

@@ -120,43 +120,21 @@ class RelabelAndVerify(dspy.Module):
             if proposal.confidence < threshold:
                 record["outcome"] = f"confidence {proposal.confidence:.2f} below {threshold:.2f}"
                 continue
-            try:
-                with tagged("judge"):  # the program tags the rest of this stage "relabel"
-                    verdict = self.verify(rendered, proposal.hindsight_prompt)
-            except ANSWER_ERRORS as exc:
-                record["outcome"] = f"second judge unparseable: {_short(exc)}"
-                continue
-            record["verdict"] = verdict.model_dump()
-            if proposal is best:
-                best_verdict = verdict
-            if verdict.is_valid and verdict.confidence >= threshold:
-                record["outcome"] = "accepted"
-                return dspy.Prediction(
-                    status="accepted",
-                    reason="accepted by relabeler and second judge",
-                    relabel=proposal,
-                    verdict=verdict,
-                    confidence=(proposal.confidence + verdict.confidence) / 2,
-                    single_judge=False,
-                    attempts=attempts,
-                )
-            record["outcome"] = (
-                f"second judge rejected (valid={verdict.is_valid}, "
-                f"confidence {verdict.confidence:.2f})"
+            verdict, accepted = self._judge(
+                rendered, proposal, attempts, "accepted by relabeler and second judge"
             )
+            if verdict is not None and proposal is best:
+                best_verdict = verdict
+            if accepted is not None:
+                return accepted
 
         kept = best is not None and best.confidence >= FALLBACK_FACTOR * threshold
         if self.single_judge_fallback and kept:
-            return dspy.Prediction(
-                status="accepted",
-                reason=f"single-judge fallback: best confidence {best.confidence:.2f}"
-                f" ≥ {FALLBACK_FACTOR * threshold:.2f}",
-                relabel=best,
-                verdict=best_verdict,
-                confidence=best.confidence,
-                single_judge=True,
-                attempts=attempts,
+            reason = (
+                f"single-judge fallback: best confidence {best.confidence:.2f}"
+                f" ≥ {FALLBACK_FACTOR * threshold:.2f}"
             )
+            return _single_judge(best, best_verdict, attempts, reason)
         return rejection(attempts, best, best_verdict)
 
     def settle(self, rendered: str, proposal: Relabel, attempts: list[dict]) -> dspy.Prediction:
@@ -164,42 +142,63 @@ class RelabelAndVerify(dspy.Module):
         relabeler): the second judge decides; if it does not accept, the single-judge fallback
         keeps the proposal when its confidence (1.0 for a request that passed every check)
         is at least 0.8θ, and otherwise the run is rejected."""
-        threshold = self.min_confidence  # θ
+        verdict, accepted = self._judge(
+            rendered, proposal, attempts, "passed the checks and accepted by the second judge"
+        )
+        if accepted is not None:
+            return accepted
+        if (
+            self.single_judge_fallback
+            and proposal.confidence >= FALLBACK_FACTOR * self.min_confidence
+        ):
+            reason = "single-judge fallback: the request passed every check"
+            return _single_judge(proposal, verdict, attempts, reason)
+        return rejection(attempts, proposal, verdict)
+
+    def _judge(
+        self, rendered: str, proposal: Relabel, attempts: list[dict], reason: str
+    ) -> tuple[Verdict | None, dspy.Prediction | None]:
+        """Ask the second judge about the latest attempt's proposal and record what it said:
+        its verdict (None when its answer did not parse) and the accepted prediction when it
+        accepts."""
         record = attempts[-1]
-        verdict: Verdict | None = None
         try:
-            with tagged("judge"):
+            with tagged("judge"):  # the program tags the rest of this stage "relabel"
                 verdict = self.verify(rendered, proposal.hindsight_prompt)
         except ANSWER_ERRORS as exc:
             record["outcome"] = f"second judge unparseable: {_short(exc)}"
-        if verdict is not None:
-            record["verdict"] = verdict.model_dump()
-            if verdict.is_valid and verdict.confidence >= threshold:
-                record["outcome"] = "accepted"
-                return dspy.Prediction(
-                    status="accepted",
-                    reason="passed the checks and accepted by the second judge",
-                    relabel=proposal,
-                    verdict=verdict,
-                    confidence=(proposal.confidence + verdict.confidence) / 2,
-                    single_judge=False,
-                    attempts=attempts,
-                )
-            record["outcome"] = (
-                f"second judge rejected (valid={verdict.is_valid}, "
-                f"confidence {verdict.confidence:.2f})"
-            )
-        if self.single_judge_fallback and proposal.confidence >= FALLBACK_FACTOR * threshold:
-            return dspy.Prediction(
+            return None, None
+        record["verdict"] = verdict.model_dump()
+        if verdict.is_valid and verdict.confidence >= self.min_confidence:
+            record["outcome"] = "accepted"
+            return verdict, dspy.Prediction(
                 status="accepted",
-                reason="single-judge fallback: the request passed every check",
+                reason=reason,
                 relabel=proposal,
                 verdict=verdict,
-                confidence=proposal.confidence,
-                single_judge=True,
+                confidence=(proposal.confidence + verdict.confidence) / 2,
+                single_judge=False,
                 attempts=attempts,
             )
-        return rejection(attempts, proposal, verdict)
+        record["outcome"] = (
+            f"second judge rejected (valid={verdict.is_valid}, confidence {verdict.confidence:.2f})"
+        )
+        return verdict, None
+
+
+def _single_judge(
+    relabel: Relabel, verdict: Verdict | None, attempts: list[dict], reason: str
+) -> dspy.Prediction:
+    """Accepted on the relabeler's confidence alone (AgentHER's fallback)."""
+    return dspy.Prediction(
+        status="accepted",
+        reason=reason,
+        relabel=relabel,
+        verdict=verdict,
+        confidence=relabel.confidence,
+        single_judge=True,
+        attempts=attempts,
+    )
 
 
 def rejection(
