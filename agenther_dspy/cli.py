@@ -55,7 +55,7 @@ def run(
     severity_threshold: opt.SeverityOpt = opt.DEFAULT.severity_threshold,
     max_attempts: opt.AttemptsOpt = opt.DEFAULT.max_attempts,
     temperature: opt.TemperatureOpt = RUN_TEMPERATURE,
-    llm_detector: opt.DetectorOpt = opt.DEFAULT.llm_detector,
+    detector: opt.DetectorOpt = opt.DEFAULT.detector,
     llm_extractor: opt.ExtractorOpt = opt.DEFAULT.llm_extractor,
     structured: opt.StructuredOpt = False,
     single_judge_fallback: opt.FallbackOpt = opt.DEFAULT.single_judge_fallback,
@@ -107,7 +107,7 @@ def run(
     # The embedded model is compute-bound on this machine: more threads only split it.
     concurrency = concurrency or (1 if is_local(model) else 8)
     settings = ProgramSettings(
-        min_confidence, severity_threshold, max_attempts, temperature, llm_detector,
+        min_confidence, severity_threshold, max_attempts, temperature, detector,
         llm_extractor, single_judge_fallback, judge_model, opt.relabeler(structured),
     )  # fmt: skip
     lm_settings = LMSettings(model, base_url, api_key_env, timeout, retries, cache_dir,
@@ -243,7 +243,7 @@ def evaluate(
     min_confidence: opt.MinConfidenceOpt = opt.DEFAULT.min_confidence,
     severity_threshold: opt.SeverityOpt = opt.DEFAULT.severity_threshold,
     max_attempts: opt.AttemptsOpt = opt.DEFAULT.max_attempts,
-    llm_detector: opt.DetectorOpt = opt.DEFAULT.llm_detector,
+    detector: opt.DetectorOpt = opt.DEFAULT.detector,
     llm_extractor: opt.ExtractorOpt = opt.DEFAULT.llm_extractor,
     structured: opt.StructuredOpt = False,
     single_judge_fallback: opt.FallbackOpt = opt.DEFAULT.single_judge_fallback,
@@ -271,7 +271,7 @@ def evaluate(
     from agenther_dspy.tracking import log_evaluation_table, tracked_run
 
     settings = ProgramSettings(
-        min_confidence, severity_threshold, max_attempts, None, llm_detector, llm_extractor,
+        min_confidence, severity_threshold, max_attempts, None, detector, llm_extractor,
         single_judge_fallback, judge_model, opt.relabeler(structured),
     )  # fmt: skip
     lm_settings = LMSettings(model, base_url, api_key_env, timeout, retries, cache_dir,
@@ -333,7 +333,7 @@ def compile_command(
     budget: opt.BudgetOpt = None,
     seed: Annotated[int, typer.Option(help="seed for sampling demos and candidates")] = 0,
     threads: Annotated[int, typer.Option(min=1, help="program runs at once")] = 1,
-    llm_detector: opt.DetectorOpt = opt.DEFAULT.llm_detector,
+    detector: opt.DetectorOpt = opt.DEFAULT.detector,
     llm_extractor: opt.ExtractorOpt = opt.DEFAULT.llm_extractor,
     structured: opt.StructuredOpt = False,
     single_judge_fallback: opt.FallbackOpt = opt.DEFAULT.single_judge_fallback,
@@ -354,7 +354,7 @@ def compile_command(
     from agenther_dspy.optimizers.workflow import compile_and_save, compile_params
     from agenther_dspy.tracking import tracked_run
 
-    settings = ProgramSettings(llm_detector=llm_detector, llm_extractor=llm_extractor,
+    settings = ProgramSettings(detector=detector, llm_extractor=llm_extractor,
                                single_judge_fallback=single_judge_fallback,
                                relabeler=opt.relabeler(structured))  # fmt: skip
     lm_settings = LMSettings(model, base_url, api_key_env, timeout, retries, cache_dir,

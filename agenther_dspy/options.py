@@ -12,7 +12,7 @@ from typer.core import TyperCommand
 from agenther_dspy.display import fail
 from agenther_dspy.formats import InputFormat
 from agenther_dspy.schema import OutputFormat
-from agenther_dspy.settings import ProgramSettings, RelabelerKind
+from agenther_dspy.settings import DetectorKind, ProgramSettings, RelabelerKind
 
 DEFAULT = ProgramSettings()
 ModelOpt = Annotated[
@@ -62,7 +62,12 @@ SeverityOpt = Annotated[
 ]
 AttemptsOpt = Annotated[int, typer.Option(min=1, help="K: relabeling attempts per run")]
 DetectorOpt = Annotated[
-    bool, typer.Option("--llm-detector/--rule-detector", help="failure detection by LM")
+    str,
+    typer.Option(
+        callback=lambda value: _one_of(value, DetectorKind.__args__),  # type: ignore[attr-defined]
+        help="failure detection: rules, lm, or hybrid (rules settle the clear-cut runs, the"
+        " LM judges the rest)",
+    ),
 ]
 StructuredOpt = Annotated[
     bool,
@@ -72,6 +77,12 @@ StructuredOpt = Annotated[
         " phrases it, code checks the request (not yet the default)",
     ),
 ]
+
+
+def _one_of(value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+    return value
 
 
 def relabeler(structured: bool) -> RelabelerKind:

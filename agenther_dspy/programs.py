@@ -94,7 +94,7 @@ def program_params(
             "min_confidence": program.relabeler.min_confidence,
             "severity_threshold": program.severity_threshold,
             "max_attempts": program.relabeler.max_attempts,
-            "llm_detector": program.uses_llm_detector,
+            "detector": program.detector_kind,
             "llm_extractor": program.uses_llm_extractor,
             "single_judge_fallback": program.single_judge_fallback,
             "relabeler": program.relabeler_kind,

@@ -31,6 +31,10 @@ RUN_TEMPERATURE = 0.3
 # reads the run's facts, the LM chooses a goal and phrases it, code checks the request.
 RelabelerKind = Literal["free", "structured"]
 
+# "rules": keyword rules, no LM (AgentHER). "lm": the LM classifies every run. "hybrid": rules
+# settle the clear-cut runs (`modules.detector.clear_cut`), the LM judges the rest.
+DetectorKind = Literal["rules", "lm", "hybrid"]
+
 
 @dataclass(frozen=True)
 class ProgramSettings:
@@ -40,7 +44,7 @@ class ProgramSettings:
     severity_threshold: float = 0.3  # δ: runs with a lower severity weight are skipped
     max_attempts: int = 3  # K: relabeling attempts per run
     temperature: float | None = None  # of the detect/extract stages; None: the LM's own
-    llm_detector: bool = False  # AgentHER detects failures by rules
+    detector: DetectorKind = "rules"  # AgentHER detects failures by rules
     llm_extractor: bool = True
     single_judge_fallback: bool = True  # AgentHER's acceptance rule
     judge_model: str | None = None  # a different model for the second judge

@@ -132,7 +132,7 @@ def _run_program(lm: Any, trajectory: Any) -> dict[str, Any]:
     from agenther_dspy.modules.program import HindsightRelabeler
 
     # The LM comes from dspy.context, never from module state.
-    program = HindsightRelabeler(llm_detector=True, llm_extractor=True)
+    program = HindsightRelabeler(detector="lm", llm_extractor=True)
     start = time.perf_counter()
     with dspy.context(lm=lm):
         try:

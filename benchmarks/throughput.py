@@ -198,7 +198,7 @@ def memory(work: Path, sizes: list[int]) -> None:
             path = write_input(work / f"mem-{n}.jsonl", n, lm_every=100)
             out = work / f"mem-{n}-out.jsonl"
             args = [str(path), "-o", str(out), "-m", "openai/stub", "--base-url", server.base_url]
-            args += ["--rule-detector", "--rule-extractor", "--no-cache", "--overwrite"]
+            args += ["--detector", "rules", "--rule-extractor", "--no-cache", "--overwrite"]
             rss, seconds, summary = peak_rss_mb(args, work)
             peaks.append(rss)
             size = path.stat().st_size / 2**20

@@ -188,7 +188,7 @@ def test_lm_detector_and_extractor_feed_the_relabeler(copper):
     }
     lm = DummyLM([detect, extract, relabel(0.9), judge(0.9)])
     with dspy.context(lm=lm):
-        prediction = HindsightRelabeler(llm_detector=True)(trajectory=copper)
+        prediction = HindsightRelabeler(detector="lm")(trajectory=copper)
     assert prediction.analysis.failure_type == "constraint_violation"
     assert prediction.analysis.severity_weight == 1.0
     assert prediction.outcome.key_observations == ["MicroMetals $5.30/kg"]
@@ -198,7 +198,7 @@ def test_lm_detector_and_extractor_feed_the_relabeler(copper):
 
 
 def test_stage_predictor_names_are_stable():
-    names = [name for name, _ in HindsightRelabeler(llm_detector=True).named_predictors()]
+    names = [name for name, _ in HindsightRelabeler(detector="lm").named_predictors()]
     assert names == [
         "detector.predict",
         "extractor.predict",

@@ -66,7 +66,7 @@ def test_every_stage_puts_the_run_first_and_its_own_text_after() -> None:
 def test_the_requests_of_one_run_share_their_opening_up_to_the_end_of_the_run(copper) -> None:
     lm = DummyLM([DETECT, EXTRACT, RELABEL, JUDGE])
     with dspy.context(lm=lm):
-        prediction = HindsightRelabeler(llm_detector=True)(trajectory=copper)
+        prediction = HindsightRelabeler(detector="lm")(trajectory=copper)
     assert prediction.status == "accepted"
     prompts = [_prompt(entry["messages"]) for entry in lm.history]
     assert len(prompts) == 4  # detect, extract, relabel, judge
@@ -115,7 +115,7 @@ def test_answers_from_an_openai_compatible_server_parse(copper) -> None:
     with StubServer() as server:
         lm = build_lm("openai/stub", base_url=server.base_url, cache=False)
         with dspy.context(lm=lm):
-            prediction = HindsightRelabeler(llm_detector=True)(trajectory=copper)
+            prediction = HindsightRelabeler(detector="lm")(trajectory=copper)
     assert prediction.status == "accepted"
     assert prediction.analysis.failure_type == "constraint_violation"  # the first Literal value
     assert prediction.relabel.hindsight_prompt == "hindsight prompt from the stub server"

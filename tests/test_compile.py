@@ -65,7 +65,7 @@ def test_budgets_are_explicit_and_printed_in_lm_calls():
 
 
 def test_gold_demos_fit_every_stage_signature(tiny):
-    program = HindsightRelabeler(llm_detector=True)
+    program = HindsightRelabeler(detector="lm")
     demos = gold_demos(tiny[0][0])
     for name, predictor in program.named_predictors():
         fields = set(predictor.signature.fields)

@@ -24,7 +24,7 @@ def choose(source, *, model, uncompiled, tracking_uri=None, **program):
 
 
 def compiled_like() -> HindsightRelabeler:
-    program = HindsightRelabeler(llm_detector=True)
+    program = HindsightRelabeler(detector="lm")
     program.relabeler.relabel.signature = program.relabeler.relabel.signature.with_instructions(
         "Write the request this run satisfies."
     )
@@ -84,7 +84,7 @@ def test_run_and_evaluate_pick_up_a_program_shipped_for_the_default_model(tmp_pa
     from agenther_dspy.optimizers import saving
 
     monkeypatch.setattr(saving, "programs_dir", lambda: tmp_path)
-    flags = {"tracking_uri": None, "llm_detector": False, "llm_extractor": True}
+    flags = {"tracking_uri": None, "detector": "rules", "llm_extractor": True}
     fresh, source = choose(None, model="local", uncompiled=False, **flags)
     assert source is None and not any(p.demos for p in fresh.predictors())
 
@@ -111,7 +111,7 @@ def test_program_and_uncompiled_together_are_refused(tmp_path):
 
 def test_the_acceptance_rule_flag_sets_a_fresh_program_and_not_a_saved_one(tmp_path):
 
-    flags = {"tracking_uri": None, "llm_detector": False, "llm_extractor": True}
+    flags = {"tracking_uri": None, "detector": "rules", "llm_extractor": True}
     fresh, _ = choose(None, model="local", uncompiled=True, single_judge_fallback=False, **flags)
     assert not fresh.single_judge_fallback
     save_program(HindsightRelabeler(), tmp_path / "p.json")  # compiled with the fallback

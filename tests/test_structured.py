@@ -149,3 +149,30 @@ def test_structured_variant_on_the_embedded_model(airline):
         request = prediction.relabel.hindsight_prompt
         assert check_request(request, airline) == []
         assert "aarav_ahmed_6699" in request
+
+
+def test_checks_catch_greetings_echoed_facts_and_a_message_not_in_the_users_voice(airline):
+    facts, goal = _goal(airline)
+
+    def problems(request: str) -> list[str]:
+        return [p.split(":")[0] for p in request_problems(request, airline, facts, goal)]
+
+    assert "agent_speech" in problems("Hi Aarav Ahmed, user id aarav_ahmed_6699! " + GOOD)
+    assert "pasted" in problems(GOOD + " handed off: transfer_to_human_agents")
+    listed = (
+        "Aarav Ahmed, user id aarav_ahmed_6699, cancel reservation IFOYYZ, cancel reservation "
+        "NQNU5R, update reservation flights for reservation M20IZO with flights HAT057 and HAT146."
+    )
+    assert "not_user_voice" in problems(listed)
+
+
+def test_a_lookup_draft_asks_for_what_the_agent_reported():
+    run = labeled_run("tau2-grok-3-airline-task3-trial0-c594c77e")  # membership told, then transfer
+    facts = run_facts(run)
+    goal = candidate_goals(facts, agent_words(run))[0]
+    request = template_request(facts, goal, agent_words(run))
+    assert request == (
+        "I'm Anya Garcia, user id anya_garcia_5901. Please look up my profile and tell me the "
+        "membership."
+    )
+    assert request_problems(request, run, facts, goal) == []

@@ -1,9 +1,17 @@
-"""Stage 1, failure detection: a rule-based detector that needs no LM, and its LM twin."""
+"""Stage 1, failure detection: a rule-based detector, its LM twin, and the hybrid of both.
+
+The hybrid lets rules settle the clear-cut runs, the ones no request could describe as a
+clean demonstration, and asks the LM only about the rest (`clear_cut` lists the rules).
+"""
 
 from __future__ import annotations
 
+import re
+
 import dspy
 
+from agenther_dspy.modules.facts import RunFacts, run_facts
+from agenther_dspy.request_checks import USER_TURN_ACTIONS
 from agenther_dspy.schema import FailureAnalysis, Trajectory
 from agenther_dspy.signatures import DetectFailure
 
@@ -137,3 +145,65 @@ class LMFailureDetector(dspy.Module):
             recoverable=out.recoverable,
         )
         return dspy.Prediction(analysis=analysis)
+
+
+# The user asking to be passed on: a hand-off they asked for does not spoil the run.
+_ASKED_HANDOFF = re.compile(
+    r"\b(?:transfer|supervisor|manager|human|real person|representative)\b", re.IGNORECASE
+)
+
+
+def clear_cut(trajectory: Trajectory, facts: RunFacts | None = None) -> FailureAnalysis | None:
+    """The analysis of a run whose failure rules can settle, or None when it takes judgement.
+
+    Each rule marks a run no request could describe as a clean demonstration:
+
+    - nothing happened: no tool call and no final answer;
+    - every tool call errored (`tool_error`);
+    - an action that changes state failed, or more than half of the calls errored
+      (`tool_error` when most failed, else `incomplete`);
+    - the agent declined the user's request (`incomplete`);
+    - the agent handed the user off without being asked to (`incomplete`).
+    """
+    facts = facts or run_facts(trajectory)
+    calls = [c for c in facts.calls if not c.is_handoff]
+    failed = [c for c in calls if not c.succeeded]
+
+    def verdict(kind: str, why: str) -> FailureAnalysis:
+        return FailureAnalysis(
+            failure_type=kind, severity_weight=1.0, recoverable=False, explanation=why
+        )
+
+    if not calls and not trajectory.final_answer.strip():
+        return verdict("incomplete", "no tool call and no final answer")
+    if calls and len(failed) == len(calls):
+        return verdict("tool_error", f"all {len(calls)} tool calls errored")
+    if any(c.changes_state for c in failed) or 2 * len(failed) > len(calls) > 0:
+        kind = "tool_error" if 2 * len(failed) > len(calls) else "incomplete"
+        return verdict(kind, f"{len(failed)} of {len(calls)} tool calls errored: {failed[0].name}")
+    if refusal := next((f for f in facts.failures if f.startswith("agent declined")), ""):
+        return verdict("incomplete", refusal)
+    handoff = next((c for c in facts.calls if c.is_handoff), None)
+    if handoff and not _handoff_asked(trajectory, handoff.step):
+        return verdict("incomplete", f"handed off without being asked: {handoff.name}")
+    return None
+
+
+def _handoff_asked(trajectory: Trajectory, step: int) -> bool:
+    """Whether the user asked to be passed on before step `step` (1-based)."""
+    said = [
+        s.observation[:400]
+        for s in trajectory.steps[: step - 1]
+        if s.action_name in USER_TURN_ACTIONS
+    ]
+    return any(_ASKED_HANDOFF.search(text) for text in said)
+
+
+class HybridFailureDetector(LMFailureDetector):
+    """Rules settle the clear-cut runs (`clear_cut`); the LM judges the rest. It keeps the LM
+    detector's predictor, so demos compiled for one serve the other."""
+
+    def forward(self, trajectory: Trajectory, rendered: str) -> dspy.Prediction:
+        if analysis := clear_cut(trajectory):
+            return dspy.Prediction(analysis=analysis)
+        return super().forward(trajectory=trajectory, rendered=rendered)

@@ -45,7 +45,8 @@ HANDOFF_PREFIX = "transfer"
 # The returned fields worth keeping: ids, amounts, dates, names, statuses.
 _KEY_FIELD = re.compile(
     r"(?:^|_)(?:id|number|code|amount|price|total|cost|charge|fee|balance|refund|date|name"
-    r"|status|cabin|message|result|plan)s?$|^(?:first_name|last_name|email|phone_number)$",
+    r"|status|cabin|message|result|plan|membership|tier|level)s?$"
+    r"|^(?:first_name|last_name|email|phone_number)$",
     re.IGNORECASE,
 )
 MAX_VALUES_PER_CALL = 6

@@ -15,14 +15,24 @@ from typing import Any
 import dspy
 
 from agenther_dspy.modules.adapter import default_adapter
-from agenther_dspy.modules.detector import LMFailureDetector, RuleFailureDetector
+from agenther_dspy.modules.detector import (
+    HybridFailureDetector,
+    LMFailureDetector,
+    RuleFailureDetector,
+)
 from agenther_dspy.modules.extractor import LMOutcomeExtractor, RuleOutcomeExtractor
 from agenther_dspy.modules.relabel import RelabelAndVerify, rejection
 from agenther_dspy.modules.render import render_trajectory
 from agenther_dspy.modules.stages import tagged
 from agenther_dspy.modules.structured import StructuredRelabel
 from agenther_dspy.schema import Relabel, ReplayOutcome, Trajectory
-from agenther_dspy.settings import ProgramSettings, RelabelerKind
+from agenther_dspy.settings import DetectorKind, ProgramSettings, RelabelerKind
+
+DETECTORS = {
+    "rules": RuleFailureDetector,
+    "lm": LMFailureDetector,
+    "hybrid": HybridFailureDetector,
+}
 
 
 class HindsightRelabeler(dspy.Module):
@@ -32,7 +42,7 @@ class HindsightRelabeler(dspy.Module):
         min_confidence: float = ProgramSettings.min_confidence,
         severity_threshold: float = ProgramSettings.severity_threshold,
         max_attempts: int = ProgramSettings.max_attempts,
-        llm_detector: bool = ProgramSettings.llm_detector,
+        detector: DetectorKind = ProgramSettings.detector,
         llm_extractor: bool = ProgramSettings.llm_extractor,
         judge_lm: dspy.LM | None = None,
         single_judge_fallback: bool = ProgramSettings.single_judge_fallback,
@@ -41,12 +51,14 @@ class HindsightRelabeler(dspy.Module):
         super().__init__()
         if relabeler not in ("free", "structured"):
             raise ValueError(f"relabeler must be 'free' or 'structured', got {relabeler!r}")
+        if detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
         if not 0.0 <= severity_threshold <= 1.0:
             raise ValueError(f"severity_threshold must be in [0, 1], got {severity_threshold}")
         self.severity_threshold = severity_threshold  # δ
-        self.uses_llm_detector = llm_detector
+        self.detector_kind = detector
         self.uses_llm_extractor = llm_extractor
-        self.detector = LMFailureDetector() if llm_detector else RuleFailureDetector()
+        self.detector = DETECTORS[detector]()
         self.extractor = LMOutcomeExtractor() if llm_extractor else RuleOutcomeExtractor()
         self.relabeler = RelabelAndVerify(
             min_confidence=min_confidence,
@@ -67,12 +79,16 @@ class HindsightRelabeler(dspy.Module):
         """A fresh program; the caller builds the judge LM from `settings.judge_model`."""
         return cls(
             **settings.limits(),
-            llm_detector=settings.llm_detector,
+            detector=settings.detector,
             llm_extractor=settings.llm_extractor,
             single_judge_fallback=settings.single_judge_fallback,
             judge_lm=judge_lm,
             relabeler=settings.relabeler,
         )
+
+    @property
+    def uses_llm_detector(self) -> bool:
+        return self.detector_kind != "rules"
 
     @property
     def single_judge_fallback(self) -> bool:

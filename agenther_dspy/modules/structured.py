@@ -39,20 +39,40 @@ RETRY_TEMPERATURE = 0.7
 HANDOFF_WORDS = re.compile(r"\b(?:transfer|human agent|representative|supervisor)\b", re.I)
 
 # How each kind of action reads in the user's words; any other call reads generically as
-# "please <name words> <entity> with <argument> <value>, ...".
+# "please <name words> <entity> with <argument> <value>, ...". A lookup then asks for the
+# fields whose values the agent reported ("... and tell me the membership").
 TEMPLATES: dict[str, str] = {
     "cancel_reservation": "cancel reservation {reservation_id}",
+    "update_reservation_flights": "change reservation {reservation_id} to {cabin} on flights"
+    " {flights}, paying any difference with {payment_id}",
+    "update_reservation_baggages": "set reservation {reservation_id} to {total_baggages}"
+    " checked bags, {nonfree_baggages} of them paid, charged to {payment_id}",
+    "update_reservation_passengers": "change the passengers on reservation {reservation_id}"
+    " to {passengers}",
+    "book_reservation": "book a {flight_type} trip in {cabin} from {origin} to {destination}"
+    " on flights {flights} for {passengers}, paying {payment_methods}",
     "cancel_pending_order": "cancel my pending order {order_id}",
     "refuel_data": "add {gb_amount} GB of data to line {line_id}",
     "enable_roaming": "turn on roaming for line {line_id}",
-    "send_certificate": "send me a certificate of {amount}",
-    "get_reservation_details": "tell me the details of reservation {reservation_id}",
-    "get_user_details": "tell me which reservations and payment methods are on my profile",
+    "send_certificate": "send me a certificate of ${amount}",
+    "get_reservation_details": "look up reservation {reservation_id}",
+    "get_user_details": "look up my profile",
     "search_direct_flight": "find direct flights from {origin} to {destination} on {date}",
     "search_onestop_flight": "find one-stop flights from {origin} to {destination} on {date}",
-    "get_flight_status": "tell me the status of flight {flight_number} on {date}",
-    "get_order_details": "tell me the details of my order {order_id}",
+    "get_flight_status": "check the status of flight {flight_number} on {date}",
+    "get_order_details": "look up my order {order_id}",
 }
+# Arguments whose values are words joined by underscores ("round_trip", "basic_economy").
+WORDY_ARGUMENTS = frozenset({"cabin", "flight_type"})
+# Words that only a customer's own message has: the request must speak as the user.
+USER_VOICE = re.compile(r"\b(?:i|i'm|i'd|my|me|mine|please|can you|could you)\b", re.I)
+# Text of the facts or of the step's fields pasted into the message.
+PASTED = re.compile(
+    r"\b(?:handed off|looked up|user confirmed|final answer|done|failed)\s*:"
+    r"|\b\w+\(\w+=|\b(?:with|under|respond with) avoid\b|\bfeedback\b|\n",
+    re.IGNORECASE,
+)
+GREETING = re.compile(r"^\W*(?:hi|hello|hey|dear|good (?:morning|afternoon|evening))\b", re.I)
 
 
 class StructuredRelabel(dspy.Module):
@@ -75,13 +95,15 @@ class StructuredRelabel(dspy.Module):
                 facts=facts, goals=goals, goal=None, request="", source="none", attempts=[]
             )
         goal = self.choose(facts, goals)
+        said = agent_words(trajectory)
+        draft = template_request(facts, goal, said)
         evidence = RunEvidence.of(trajectory)
         feedback = ""
         for attempt in range(1, self.max_attempts + 1):
             record: dict = {"attempt": attempt, "source": "lm"}
             attempts.append(record)
             try:
-                request = self.phrase(facts, goal, feedback, attempt)
+                request = self.phrase(facts, draft, feedback, attempt)
             except ANSWER_ERRORS as exc:
                 record["outcome"] = f"unparseable answer: {' '.join(str(exc).split())[:160]}"
                 continue
@@ -95,7 +117,7 @@ class StructuredRelabel(dspy.Module):
                 )  # fmt: skip
             feedback = "\n".join(f"- {p}" for p in problems)
             record["outcome"] = f"failed the checks: {'; '.join(problems)}"
-        request = template_request(facts, goal)
+        request = draft
         problems = request_problems(request, trajectory, facts, goal, evidence)
         attempts.append(
             {
@@ -127,11 +149,11 @@ class StructuredRelabel(dspy.Module):
             return goals[-1]
         return goals[choice - 1] if 1 <= choice <= len(goals) else goals[-1]
 
-    def phrase(self, facts: RunFacts, goal: Goal, feedback: str, attempt: int) -> str:
+    def phrase(self, facts: RunFacts, draft: str, feedback: str, attempt: int) -> str:
         temperature = FIRST_TEMPERATURE if attempt == 1 else RETRY_TEMPERATURE
         out = self.phrase_request(
             user=who_text(facts) or "not known",
-            actions="\n".join(f"- {action_phrase(call)}" for call in goal.calls),
+            draft=draft,
             avoid="\n".join(f"- {f}" for f in facts.failures) or "nothing",
             feedback=feedback,
             config={"temperature": temperature, "rollout_id": attempt},
@@ -149,6 +171,13 @@ def request_problems(
     """Every reason code finds to refuse `request` for `goal`: `request_checks` plus the
     checks only the facts allow."""
     problems = [str(p) for p in check_request(request, trajectory, evidence=evidence)]
+    if not USER_VOICE.search(request):
+        problems.append("not_user_voice: write it as the customer's own message (I, my, please).")
+    name = facts.user.get("name")
+    if GREETING.search(request) or (name and re.match(rf"\W*{re.escape(name)}\s*[,!]", request)):
+        problems.append("agent_speech: do not greet or address the customer; you are them.")
+    if pasted := PASTED.search(request):
+        problems.append(f"pasted: {pasted.group(0)!r} is the input's text; write a message.")
     known = facts_text(facts)
     ids = [value for kind, value in tx.specifics(request) if kind == "id"]
     unknown = [i for i in ids if not _whole(i, known)]
@@ -193,11 +222,35 @@ def who_text(facts: RunFacts) -> str:
     return ", ".join([name, *ids] if name else ids)
 
 
-def action_phrase(call: ToolCall) -> str:
-    """One action in plain words with its exact values."""
+def action_phrase(call: ToolCall, said: str = "") -> str:
+    """One action in plain words with its exact values; a lookup also asks for the fields
+    whose values the agent reported in `said`."""
+    phrase = _phrase(call)
+    if call.changes_state or not said:
+        return phrase
+    fields = [
+        re.sub(r"_\d+$", "", key).replace("_", " ")
+        for key, value in call.returned.items()
+        if len(value) >= 2
+        and _whole(value, said)
+        and key not in USER_FIELDS
+        and not any(_whole(value, _plain(arg)) for arg in call.arguments.values())
+    ]
+    fields = list(dict.fromkeys(f for f in fields if f not in ("first name", "last name")))[:3]
+    if not fields:
+        return phrase
+    asked = fields[0] if len(fields) == 1 else ", ".join(fields[:-1]) + f" and {fields[-1]}"
+    return f"{phrase} and tell me the {asked}"
+
+
+def _phrase(call: ToolCall) -> str:
     if template := TEMPLATES.get(call.name):
+        values = {
+            k: _plain(v).replace("_", " ") if k in WORDY_ARGUMENTS else _plain(v)
+            for k, v in call.arguments.items()
+        }
         try:
-            return template.format(**{k: _plain(v) for k, v in call.arguments.items()})
+            return template.format(**values)
         except (KeyError, IndexError):
             pass
     words = call.name.replace("_", " ")
@@ -216,13 +269,13 @@ def action_phrase(call: ToolCall) -> str:
     return parts[0] + (f" with {', '.join(rest)}" if rest else "")
 
 
-def template_request(facts: RunFacts, goal: Goal) -> str:
-    """The request built from templates of the chosen actions, when every LM attempt failed."""
-    actions = [action_phrase(call) for call in goal.calls]
+def template_request(facts: RunFacts, goal: Goal, said: str = "") -> str:
+    """The request built from templates of the chosen actions: the LM's draft, and the
+    answer when every LM attempt failed the checks."""
+    actions = [action_phrase(call, said) for call in goal.calls]
     asked = actions[0] if len(actions) == 1 else ", ".join(actions[:-1]) + f", and {actions[-1]}"
     who = who_text(facts)
-    opening = f"I'm {who}. " if who else ""
-    return f"{opening}Please {asked}."
+    return f"I'm {who}. Please {asked}." if who else f"Could you please {asked}?"
 
 
 def _entity_key(call: ToolCall) -> str:
@@ -241,6 +294,11 @@ def _plain(value: object) -> str:
     """A value as a user would write it: flights [{"flight_number": "HAT057", "date": ...}]
     become "HAT057 on 2024-05-22 and HAT146 on 2024-05-22"."""
     if isinstance(value, dict):
+        if {"payment_id", "amount"} <= value.keys():
+            return f"${value['amount']} with {value['payment_id']}"
+        if {"first_name", "last_name"} <= value.keys():
+            born = f" (born {value['dob']})" if value.get("dob") else ""
+            return f"{value['first_name']} {value['last_name']}{born}"
         items = [str(v) for v in value.values()]
         return " on ".join(items) if len(items) == 2 else " ".join(items)
     if isinstance(value, list):

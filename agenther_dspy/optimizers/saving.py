@@ -63,7 +63,7 @@ def save_program(program: HindsightRelabeler, path: str | Path, **info: Any) -> 
         "program_hash": program_hash(program),
         "dspy_version": version("dspy"),
         "agenther_dspy_version": version("agenther-dspy"),
-        "llm_detector": program.uses_llm_detector,
+        "detector": program.detector_kind,
         "llm_extractor": program.uses_llm_extractor,
         "single_judge_fallback": program.single_judge_fallback,
         "relabeler": program.relabeler_kind,
@@ -104,7 +104,7 @@ def load_program(path: str | Path, **settings: Any) -> HindsightRelabeler:
             "other fields. Compile it again with this version."
         )
     program = HindsightRelabeler(
-        llm_detector=meta["llm_detector"],
+        detector=meta.get("detector") or ("lm" if meta.get("llm_detector") else "rules"),
         llm_extractor=meta["llm_extractor"],
         single_judge_fallback=meta.get("single_judge_fallback", True),
         relabeler=relabeler,

@@ -163,7 +163,7 @@ def compile_params(
             "devset": str(dev.path),
             "devset_sha256": dev.sha256,
             "signature_hash": signature_hash(),
-            "llm_detector": settings.llm_detector,
+            "detector": settings.detector,
             "llm_extractor": settings.llm_extractor,
             "single_judge_fallback": settings.single_judge_fallback,
             "traces": traces,

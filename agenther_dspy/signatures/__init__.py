@@ -22,11 +22,14 @@ from agenther_dspy.schema import FailureType
 class DetectFailure(dspy.Signature):
     """Classify why an agent run failed its user's goal and judge whether it is salvageable.
 
-    A run is recoverable when its observations contain real, usable results (data found,
-    code written and run, an action completed) that some other reasonable request would be
-    fully satisfied by. It is not recoverable when nothing useful happened: every tool call
-    errored, the agent invented its results, or it did nothing relevant. The severity weight
-    says how far the run is from its original goal: 0 a slight miss, 1 a complete miss."""
+    Failure types: constraint_violation (a stated constraint or policy broken), wrong_result
+    (done on the wrong object or with a wrong answer), incomplete (part done, the rest
+    abandoned), tool_error (tool failures blocked the goal), hallucination (results or rules
+    stated with no support in any observation), off_topic (worked on something else).
+    A run is recoverable only when the whole run, every step, is a correct demonstration of
+    some other reasonable request: real results that reached the user, no policy broken, no
+    false claim, no unrequested action. The severity weight says how far the run is from its
+    original goal: 0 a slight miss, 1 a complete miss."""
 
     trajectory: str = dspy.InputField(desc="the agent run: numbered steps and final answer")
     original_prompt: str = dspy.InputField(desc="the goal the user originally gave the agent")
@@ -96,14 +99,15 @@ class ChooseGoal(dspy.Signature):
 
 
 class PhraseRequest(dspy.Signature):
-    """Write the one message a customer sends to ask for exactly these actions.
+    """Rewrite the draft as the one message a customer sends to ask for exactly these actions.
 
-    Speak as the customer, in the first person: say who you are, name every id, date and
-    amount exactly as given, and ask for each action. Ask for nothing under avoid, and state
-    no result the agent would look up. Fix every problem listed in feedback."""
+    Speak as the customer, in the first person: say who you are, keep every id, date and
+    amount of the draft exactly as written, and ask for each action. Add nothing: ask for
+    nothing under avoid, and state no result the agent would look up. Fix every problem
+    listed in feedback."""
 
     user: str = dspy.InputField(desc="who the customer is")
-    actions: str = dspy.InputField(desc="the actions to ask for, with their exact values")
+    draft: str = dspy.InputField(desc="a plain request for the actions, with their exact values")
     avoid: str = dspy.InputField(desc="what the run failed or refused")
     feedback: str = dspy.InputField(desc="problems of the previous message; empty at first")
     request: str = dspy.OutputField(desc="the customer's message")
