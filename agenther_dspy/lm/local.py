@@ -33,6 +33,8 @@ from dspy.lm15 import (
     Response,
     ServerError,
     TextPart,
+    TokenLogprob,
+    TopLogprob,
     UnsupportedFeatureError,
     Usage,
     response_to_events,
@@ -133,6 +135,22 @@ def _chat_messages(request: Request) -> list[dict[str, str]]:
     return messages
 
 
+def _logprobs(choice: dict[str, Any]) -> tuple[TokenLogprob, ...]:
+    """llama.cpp's token log probabilities. They come from the model's raw distribution,
+    before the grammar: the alternatives may include tokens the grammar would refuse."""
+    return tuple(
+        TokenLogprob(
+            token=item["token"],
+            logprob=float(item["logprob"]),
+            top=tuple(
+                TopLogprob(token=top["token"], logprob=float(top["logprob"]))
+                for top in item.get("top_logprobs") or ()
+            ),
+        )
+        for item in (choice.get("logprobs") or {}).get("content") or ()
+    )
+
+
 def _raise_for_error(answer: dict[str, Any], model: str) -> None:
     """llama.cpp's server API never raises: a refused request comes back as {"error": ...}."""
     error = answer.get("error")
@@ -166,6 +184,7 @@ class LocalEngine:
     supports_reasoning = False
     supported_params = frozenset(
         {"temperature", "max_tokens", "top_p", "top_k", "stop", "seed", "response_format"}
+        | {"logprobs"}
     )
 
     def __init__(
@@ -237,6 +256,9 @@ class LocalEngine:
             body["top_k"] = config.top_k
         if config.stop:
             body["stop"] = list(config.stop)
+        if config.logprobs is not None:  # token log probabilities, as an OpenAI server gives
+            body["logprobs"] = True
+            body["top_logprobs"] = config.logprobs
         if self.constrained:
             grammar = grammar_for_request(
                 _text(request.system), config.response_format, max_tokens=max_tokens
@@ -276,6 +298,7 @@ class LocalEngine:
             model=self.model_id,
             message=Message.assistant([TextPart(text)]),
             finish_reason="length" if finish == "length" else "stop",
+            logprobs=_logprobs(choice) if body.get("logprobs") else None,
             usage=Usage(
                 input_tokens=usage.get("prompt_tokens"),
                 output_tokens=usage.get("completion_tokens"),
