@@ -125,6 +125,8 @@ class Verdict(BaseModel):
 
     is_valid: bool
     confidence: float = Field(ge=0.0, le=1.0)
+    # "p_true": the model's own probability of its answer; "verbalized": the number it wrote.
+    confidence_source: Literal["p_true", "verbalized"] = "verbalized"
 
     _clamp = field_validator("confidence", mode="before")(lambda v: _unit(v))
 

@@ -4,6 +4,9 @@ It answers DSPy ChatAdapter requests with well-formed `[[ ## field ## ]]` sectio
 output fields the request asks for, with a fixed latency, a fixed number of concurrent slots,
 and optional injected faults (HTTP 429/500 and malformed answers) from a seeded RNG. It
 exercises the real HTTP client path; it is not a language model and makes no claim of one.
+Asked for `logprobs`, it returns them as OpenAI does: every token of the answer is certain
+except a boolean value, whose alternatives carry `p_true` (default 0.9, the confidence it
+writes) for `True`.
 
     with StubServer(latency=0.05, slots=4) as server:
         lm = build_lm("openai/stub", base_url=server.base_url)
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 import re
 import threading
@@ -77,7 +81,9 @@ class StubServer:
         seed: int = 0,
         responder: Responder = default_responder,
         port: int = 0,
+        p_true: float = 0.9,
     ) -> None:
+        self.p_true = p_true
         self.latency = latency
         self.error_rate = error_rate
         self.rate_limit_rate = rate_limit_rate
@@ -144,6 +150,7 @@ class StubServer:
                     "index": 0,
                     "message": {"role": "assistant", "content": content},
                     "finish_reason": "stop",
+                    **({"logprobs": self.logprobs(content)} if body.get("logprobs") else {}),
                 }
             ],
             "usage": {
@@ -152,6 +159,29 @@ class StubServer:
                 "total_tokens": prompt_tokens + len(content.split()),
             },
         }
+
+    def logprobs(self, content: str) -> dict[str, Any]:
+        """OpenAI-shaped token log probabilities of `content`, split at white space."""
+        tokens = []
+        for token in re.findall(r"\s+|\S+", content):
+            if token in ("True", "False"):
+                chosen = self.p_true if token == "True" else 1.0 - self.p_true
+                top = [
+                    {"token": "True", "logprob": math.log(max(self.p_true, 1e-9))},
+                    {"token": "False", "logprob": math.log(max(1.0 - self.p_true, 1e-9))},
+                ]
+                tokens.append(
+                    {"token": token, "logprob": math.log(max(chosen, 1e-9)), "top_logprobs": top}
+                )
+            else:
+                tokens.append(
+                    {
+                        "token": token,
+                        "logprob": 0.0,
+                        "top_logprobs": [{"token": token, "logprob": 0.0}],
+                    }
+                )
+        return {"content": tokens}
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self

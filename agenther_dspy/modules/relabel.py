@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dspy
 
+from agenther_dspy.modules.calibration import LOGPROBS_CONFIG, p_true
 from agenther_dspy.modules.stages import ANSWER_ERRORS, tagged
 from agenther_dspy.schema import Relabel, ReplayOutcome, Verdict
 from agenther_dspy.settings import ProgramSettings
@@ -83,13 +84,23 @@ class RelabelAndVerify(dspy.Module):
         )
 
     def verify(self, rendered: str, hindsight_prompt: str) -> Verdict:
+        """The second judge's verdict. Its confidence is the model's P(true) of the verdict
+        when the LM returns log probabilities (`modules.calibration`), else the number the
+        judge wrote."""
         with dspy.context(lm=self.judge_lm or dspy.settings.lm):
             out = self.judge(
                 trajectory=rendered,
                 hindsight_prompt=hindsight_prompt,
-                config={"temperature": JUDGE_TEMPERATURE},
+                config={"temperature": JUDGE_TEMPERATURE, **LOGPROBS_CONFIG},
             )
-        return Verdict(is_valid=out.is_valid, confidence=out.confidence)
+        probability = p_true(getattr(out, "logprobs", None), "is_valid")
+        if probability is None:
+            return Verdict(is_valid=out.is_valid, confidence=out.confidence)
+        return Verdict(
+            is_valid=out.is_valid,
+            confidence=probability if out.is_valid else 1.0 - probability,
+            confidence_source="p_true",
+        )
 
     def forward(
         self, rendered: str, original_prompt: str, outcome: ReplayOutcome

@@ -32,6 +32,7 @@ class TrajectoryResult:
     confidence: float = 0.0
     relabel_confidence: float | None = None
     judge_confidence: float | None = None
+    judge_confidence_source: str | None = None  # "p_true" or "verbalized"
     single_judge: bool = False
     severity_weight: float | None = None
     failure_type: str | None = None
@@ -83,6 +84,7 @@ def process_record(
         confidence=round(run.confidence, 4),
         relabel_confidence=relabel.confidence if relabel is not None else None,
         judge_confidence=verdict.confidence if verdict is not None else None,
+        judge_confidence_source=verdict.confidence_source if verdict is not None else None,
         single_judge=run.single_judge,
         severity_weight=analysis.severity_weight if analysis is not None else None,
         failure_type=analysis.failure_type if analysis is not None else None,
