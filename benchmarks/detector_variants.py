@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import dspy  # noqa: E402
+from dspy.utils.exceptions import ContextWindowExceededError  # noqa: E402
 
 from agenther_dspy.eval.dataset import load_labeled  # noqa: E402
 from agenther_dspy.modules.adapter import default_adapter  # noqa: E402
@@ -77,7 +78,7 @@ def main() -> None:
         }
         try:
             row["lm"] = lm(trajectory=trajectory, rendered=rendered).analysis.model_dump()
-        except ANSWER_ERRORS as error:  # an unparseable answer lets nothing through
+        except (*ANSWER_ERRORS, ContextWindowExceededError) as error:  # lets nothing through
             row["lm"] = {"failure_type": "", "recoverable": False, "error": str(error)[:200]}
         settled = clear_cut(trajectory)
         row["clear_cut"] = settled is not None

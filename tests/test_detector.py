@@ -40,3 +40,10 @@ def test_a_clean_run_goes_to_the_lm_and_a_clear_cut_one_does_not():
     assert prediction.status == "skipped" and "tool calls errored" in prediction.reason
     names = [name for name, _ in HindsightRelabeler(detector="hybrid").named_predictors()]
     assert names[0] == "detector.predict"  # the LM detector's key: its demos serve both
+
+
+def test_the_rules_judge_a_run_the_lm_cannot_answer_for():
+    clean = labeled_run("tau2-grok-3-airline-task3-trial0-c594c77e")
+    with dspy.context(lm=DummyLM([{"failure_type": "not a type"}] * 3)):
+        analysis = HybridFailureDetector()(trajectory=clean, rendered="the run").analysis
+    assert analysis.explanation.startswith("keyword rules; the LM could not answer")

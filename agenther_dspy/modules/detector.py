@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 
 import dspy
+from dspy.utils.exceptions import ContextWindowExceededError
 
 from agenther_dspy.modules.facts import RunFacts, run_facts
+from agenther_dspy.modules.stages import ANSWER_ERRORS
 from agenther_dspy.request_checks import USER_TURN_ACTIONS
 from agenther_dspy.schema import FailureAnalysis, Trajectory
 from agenther_dspy.signatures import DetectFailure
@@ -201,9 +203,16 @@ def _handoff_asked(trajectory: Trajectory, step: int) -> bool:
 
 class HybridFailureDetector(LMFailureDetector):
     """Rules settle the clear-cut runs (`clear_cut`); the LM judges the rest. It keeps the LM
-    detector's predictor, so demos compiled for one serve the other."""
+    detector's predictor, so demos compiled for one serve the other. A run the LM cannot
+    answer for (an unparseable answer, or a log longer than its context) falls back to the
+    keyword rules, so the run is still judged."""
 
     def forward(self, trajectory: Trajectory, rendered: str) -> dspy.Prediction:
         if analysis := clear_cut(trajectory):
             return dspy.Prediction(analysis=analysis)
-        return super().forward(trajectory=trajectory, rendered=rendered)
+        try:
+            return super().forward(trajectory=trajectory, rendered=rendered)
+        except (*ANSWER_ERRORS, ContextWindowExceededError) as error:
+            analysis = RuleFailureDetector()(trajectory=trajectory).analysis
+            why = f"keyword rules; the LM could not answer ({type(error).__name__})"
+            return dspy.Prediction(analysis=analysis.model_copy(update={"explanation": why}))
