@@ -91,12 +91,20 @@ def program_params(
             "program_file": source,
             "program_hash": program_hash(program),
             "signature_hash": signature_hash(program.relabeler_kind == "structured"),
-            "min_confidence": program.relabeler.min_confidence,
-            "severity_threshold": program.severity_threshold,
-            "max_attempts": program.relabeler.max_attempts,
-            "llm_detector": program.uses_llm_detector,
-            "llm_extractor": program.uses_llm_extractor,
-            "single_judge_fallback": program.single_judge_fallback,
+            **program_config(program),
             "relabeler": program.relabeler_kind,
         }
     )
+
+
+def program_config(program: HindsightRelabeler) -> dict[str, Any]:
+    """θ, δ, K, the LM stages and the acceptance rule of a program: `HindsightRelabeler`'s
+    keyword arguments, less the judge LM and the relabeler kind."""
+    return {
+        "min_confidence": program.relabeler.min_confidence,
+        "severity_threshold": program.severity_threshold,
+        "max_attempts": program.relabeler.max_attempts,
+        "llm_detector": program.uses_llm_detector,
+        "llm_extractor": program.uses_llm_extractor,
+        "single_judge_fallback": program.single_judge_fallback,
+    }
