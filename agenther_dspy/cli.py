@@ -21,6 +21,7 @@ from agenther_dspy.display import (
     console,
     err_console,
     fail,
+    failing_on,
     note,
     print_compile,
     print_evaluation,
@@ -112,7 +113,7 @@ def run(
     )  # fmt: skip
     lm_settings = LMSettings(model, base_url, api_key_env, timeout, retries, cache_dir,
                              not no_cache)  # fmt: skip
-    try:
+    with failing_on(InputError, LMConfigError, ProgramError, ValueError):
         lm_settings.check(judge_model)
         lm_settings.configure_cache()
         records = open_reader(input_file, input_format)
@@ -121,8 +122,6 @@ def run(
             program_file, settings, lm_settings, uncompiled=uncompiled,
             tracking_uri=tracking_uri, log=note,
         )  # fmt: skip
-    except (InputError, LMConfigError, ProgramError, ValueError) as error:
-        raise fail(str(error)) from None
 
     params = program_params(program, program_file, lm_settings, judge_model)
     params.update(input_file=str(input_file), output=str(output), ray=ray, ray_actors=ray_actors)
@@ -138,10 +137,8 @@ def run(
             on_start=progress.start, on_result=progress.update, on_interrupt=progress.interrupted,
         )  # fmt: skip
         runner = run_batch if ray is None else ray_runner(ray, ray_actors, lm_settings, settings)
-        try:
+        with failing_on(InputError, ResumeError, RayError):
             summary = runner(records, program, lm=lm, **batch)
-        except (InputError, ResumeError, RayError) as error:
-            raise fail(str(error)) from None
         tracking.log_metrics(summary.metrics())
         tracking.log_json(
             {"counts_this_run": dict(summary.counts), "counts_all": dict(summary.all_counts)},
@@ -171,15 +168,13 @@ def validate(
 ) -> None:
     """Check every record of INPUT_FILE against the input schema; report each defect."""
     valid = invalid = 0
-    try:
+    with failing_on(InputError):
         for record in read_trajectories(input_file):
             if hasattr(record, "trajectory"):
                 valid += 1
             else:
                 invalid += 1
                 console.print(f"[red]✗[/red] {record}", highlight=False)
-    except InputError as error:
-        raise fail(str(error)) from None
     if invalid:
         console.print(f"{invalid} invalid, {valid} valid records in {input_file}")
         raise typer.Exit(EXIT_SOME_INVALID)
@@ -209,12 +204,10 @@ def convert(
     def report(record) -> None:
         err_console.print(f"[red]✗[/red] {record}", highlight=False)
 
-    try:
+    with failing_on(InputError, OSError):
         done = convert_file(
             input_file, output, input_format, failed_only=failed_only, on_invalid=report
         )
-    except (InputError, OSError) as error:
-        raise fail(str(error)) from None
     notes = [f"{done.invalid} invalid"] if done.invalid else []
     if failed_only:
         notes.append(f"{done.successful} successful runs left out")
@@ -276,7 +269,7 @@ def evaluate(
     )  # fmt: skip
     lm_settings = LMSettings(model, base_url, api_key_env, timeout, retries, cache_dir,
                              not no_cache)  # fmt: skip
-    try:
+    with failing_on(InputError, LMConfigError, ProgramError, ValueError):
         lm_settings.check(judge_model, metric_judge)
         path = ev.resolve_dataset(dataset, split)
         labeled = ev.sample_labeled(ev.load_labeled(path), limit, seed)
@@ -287,8 +280,6 @@ def evaluate(
             program_file, settings, lm_settings, uncompiled=uncompiled,
             tracking_uri=tracking_uri, log=note,
         )  # fmt: skip
-    except (InputError, LMConfigError, ProgramError, ValueError) as error:
-        raise fail(str(error)) from None
     print_invalid(labeled.invalid)
     if not labeled.examples:
         raise fail(f"{path}: no valid labeled examples")
@@ -359,7 +350,7 @@ def compile_command(
                                relabeler=opt.relabeler(structured))  # fmt: skip
     lm_settings = LMSettings(model, base_url, api_key_env, timeout, retries, cache_dir,
                              not no_cache)  # fmt: skip
-    try:
+    with failing_on(InputError, LMConfigError, ValueError):
         lm_settings.check(prompt_model, reflection_model)
         train, dev = load_labeled(trainset), load_labeled(devset)
         print_invalid(train.invalid + dev.invalid)
@@ -373,8 +364,6 @@ def compile_command(
         lm = lm_settings.build()
         prompt_lm = lm_settings.build_optional(prompt_model)
         reflection_lm = lm_settings.build_optional(reflection_model)
-    except (InputError, LMConfigError, ValueError) as error:
-        raise fail(str(error)) from None
 
     print_plan(the_plan, OPTIMIZERS[optimizer].budget_means)
     params = compile_params(

@@ -171,5 +171,14 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_FATAL)
 
 
+@contextmanager
+def failing_on(*errors: type[Exception]) -> Iterator[None]:
+    """Inside the block, any of `errors` ends the command: its message, through `fail`."""
+    try:
+        yield
+    except errors as error:
+        raise fail(str(error)) from None
+
+
 def note(line: str) -> None:
     err_console.print(line, highlight=False)

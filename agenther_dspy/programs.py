@@ -91,12 +91,20 @@ def program_params(
             "program_file": source,
             "program_hash": program_hash(program),
             "signature_hash": signature_hash(program.relabeler_kind == "structured"),
-            "min_confidence": program.relabeler.min_confidence,
-            "severity_threshold": program.severity_threshold,
-            "max_attempts": program.relabeler.max_attempts,
-            "detector": program.detector_kind,
-            "llm_extractor": program.uses_llm_extractor,
-            "single_judge_fallback": program.single_judge_fallback,
-            "relabeler": program.relabeler_kind,
+            **program_config(program),
         }
     )
+
+
+def program_config(program: HindsightRelabeler) -> dict[str, Any]:
+    """θ, δ, K, the stages and the acceptance rule of a program: `HindsightRelabeler`'s
+    keyword arguments, less the judge LM."""
+    return {
+        "min_confidence": program.relabeler.min_confidence,
+        "severity_threshold": program.severity_threshold,
+        "max_attempts": program.relabeler.max_attempts,
+        "detector": program.detector_kind,
+        "llm_extractor": program.uses_llm_extractor,
+        "single_judge_fallback": program.single_judge_fallback,
+        "relabeler": program.relabeler_kind,
+    }

@@ -70,12 +70,10 @@ def review_command(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="the page")] = None,
 ) -> None:
     """Write one static HTML page to review a batch or an evaluation; it opens from disk."""
-    from agenther_dspy.display import console, fail
+    from agenther_dspy.display import console, failing_on
 
-    try:
+    with failing_on(ReviewError, InputError, OSError):
         page = write_review(results, output)
-    except (ReviewError, InputError, OSError) as error:
-        raise fail(str(error)) from None
     console.print(f"Review page: {page.resolve()}", highlight=False)
 
 

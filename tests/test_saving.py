@@ -120,3 +120,19 @@ def test_the_acceptance_rule_flag_sets_a_fresh_program_and_not_a_saved_one(tmp_p
         **flags,
     )  # fmt: skip
     assert saved.single_judge_fallback  # a compiled program brings its own rule
+
+
+def test_a_program_rebuilds_from_its_config_as_ray_actors_do():
+    from agenther_dspy.programs import program_config
+
+    for kind in ("free", "structured"):
+        program = HindsightRelabeler(relabeler=kind, detector="hybrid", min_confidence=0.7)
+        rebuilt = HindsightRelabeler(**program_config(program))
+        assert (rebuilt.relabeler_kind, rebuilt.detector_kind) == (kind, "hybrid")
+        assert program_params_like(rebuilt) == program_params_like(program)
+
+
+def program_params_like(program: HindsightRelabeler) -> tuple:
+    from agenther_dspy.modules.program import program_hash
+
+    return program_hash(program), program.relabeler.min_confidence

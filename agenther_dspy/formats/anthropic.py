@@ -14,15 +14,13 @@ from typing import Any
 
 from agenther_dspy.formats.agenther import InvalidRecord, Record
 from agenther_dspy.formats.conversation import (
-    Conversation,
     Message,
     RecordError,
     ToolCall,
-    build_trajectory,
-    conversation_fields,
+    chat_trajectory,
     split_record,
     text_of,
-    to_record,
+    to_records,
 )
 from agenther_dspy.formats.openai import conversation_items
 
@@ -124,14 +122,9 @@ def anthropic_conversation(data: Any) -> dict[str, Any]:
     """The `Trajectory` fields of one Anthropic-format record."""
     raw_messages, fields = split_record(data, "messages")
     messages = anthropic_messages(raw_messages, fields.get("system"))
-    common = conversation_fields(fields, known=("system",))
-    return build_trajectory(Conversation(messages, **common))
+    return chat_trajectory(messages, fields, known=("system",))
 
 
 def read_anthropic(path: str | Path) -> Iterator[Record | InvalidRecord]:
     """Every conversation of an Anthropic message-log file, as a trajectory or a defect."""
-    for item in conversation_items(path):
-        if isinstance(item, InvalidRecord):
-            yield item
-        else:
-            yield to_record(anthropic_conversation, item, path)
+    yield from to_records(anthropic_conversation, conversation_items(path), path)

@@ -22,7 +22,7 @@ assistant / tool, tool calls with parsed arguments); the rules live here, once:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,6 +339,20 @@ def conversation_fields(fields: dict[str, Any], *, known: tuple[str, ...] = ()) 
     }
 
 
+def chat_trajectory(
+    messages: list[Message],
+    fields: dict[str, Any],
+    *,
+    known: tuple[str, ...] = (),
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `Trajectory` fields of a chat record: its messages and its record-level fields
+    (`conversation_fields`). `metadata`: what the reader made of its own `known` fields."""
+    common = conversation_fields(fields, known=known)
+    common["metadata"].update(metadata or {})
+    return build_trajectory(Conversation(messages, **common))
+
+
 def to_record(
     build: Callable[[Any], dict[str, Any]], item: Item, path: str | Path
 ) -> Record | InvalidRecord:
@@ -355,3 +369,11 @@ def to_record(
         return Record(Trajectory.model_validate(data), file, item.line, item.index)
     except ValidationError as error:
         return InvalidRecord(file, item.line, describe_validation_error(error), item.index)
+
+
+def to_records(
+    build: Callable[[Any], dict[str, Any]], items: Iterable[Item | InvalidRecord], path: str | Path
+) -> Iterator[Record | InvalidRecord]:
+    """`to_record` for each item of a file; the items the file itself could not give pass on."""
+    for item in items:
+        yield item if isinstance(item, InvalidRecord) else to_record(build, item, path)

@@ -14,16 +14,14 @@ from typing import Any
 
 from agenther_dspy.formats.agenther import InvalidRecord, Record
 from agenther_dspy.formats.conversation import (
-    Conversation,
     Message,
     RecordError,
     ToolCall,
-    build_trajectory,
-    conversation_fields,
+    chat_trajectory,
     parse_arguments,
     split_record,
     text_of,
-    to_record,
+    to_records,
 )
 from agenther_dspy.formats.source import Item, iter_items
 
@@ -134,12 +132,9 @@ def openai_conversation(data: Any) -> dict[str, Any]:
     """The `Trajectory` fields of one OpenAI-format record."""
     raw_messages, fields = split_record(data, "messages")
     messages = [message_from_openai(raw, index) for index, raw in enumerate(raw_messages)]
-    return build_trajectory(Conversation(messages, **conversation_fields(fields)))
+    return chat_trajectory(messages, fields)
 
 
 def read_openai(path: str | Path) -> Iterator[Record | InvalidRecord]:
     """Every conversation of an OpenAI chat-log file, as a trajectory or a located defect."""
-    for item in conversation_items(path):
-        yield (
-            item if isinstance(item, InvalidRecord) else to_record(openai_conversation, item, path)
-        )
+    yield from to_records(openai_conversation, conversation_items(path), path)

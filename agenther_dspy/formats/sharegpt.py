@@ -16,15 +16,13 @@ from typing import Any
 
 from agenther_dspy.formats.agenther import InvalidRecord, Record
 from agenther_dspy.formats.conversation import (
-    Conversation,
     Message,
     RecordError,
     ToolCall,
-    build_trajectory,
-    conversation_fields,
+    chat_trajectory,
     parse_arguments,
     split_record,
-    to_record,
+    to_records,
 )
 from agenther_dspy.formats.source import iter_items
 
@@ -89,20 +87,19 @@ def sharegpt_conversation(data: Any) -> dict[str, Any]:
     system = fields.get("system")
     if isinstance(system, str) and system:
         messages.insert(0, Message("system", system, index=-1))
-    common = conversation_fields(fields, known=("system", "tools"))
     tools = fields.get("tools")
-    if tools:
-        try:
-            common["metadata"]["tools"] = json.loads(tools) if isinstance(tools, str) else tools
-        except json.JSONDecodeError:
-            common["metadata"]["tools"] = tools
-    return build_trajectory(Conversation(messages, **common))
+    metadata = {"tools": _parsed_tools(tools)} if tools else {}
+    return chat_trajectory(messages, fields, known=("system", "tools"), metadata=metadata)
+
+
+def _parsed_tools(tools: Any) -> Any:
+    """The record's `tools`, parsed when it is a JSON string (kept as it is when it is not)."""
+    try:
+        return json.loads(tools) if isinstance(tools, str) else tools
+    except json.JSONDecodeError:
+        return tools
 
 
 def read_sharegpt(path: str | Path) -> Iterator[Record | InvalidRecord]:
     """Every conversation of a ShareGPT file, as a trajectory or a located defect."""
-    for item in iter_items(path):
-        if isinstance(item, InvalidRecord):
-            yield item
-        else:
-            yield to_record(sharegpt_conversation, item, path)
+    yield from to_records(sharegpt_conversation, iter_items(path), path)

@@ -32,7 +32,7 @@ from agenther_dspy.formats.conversation import (
     RecordError,
     build_trajectory,
     format_reward,
-    to_record,
+    to_records,
 )
 from agenther_dspy.formats.gold import AgentCall, call_text, unmatched_action
 from agenther_dspy.formats.openai import message_from_openai
@@ -211,5 +211,4 @@ def read_tau2(path: str | Path) -> Iterator[Record | InvalidRecord]:
     raw_tasks = fields.get("tasks") or []
     tasks = {str(t.get("id")): t for t in raw_tasks if isinstance(t, dict)}
     build = partial(tau2_simulation, tasks=tasks, file_fields=fields, source=str(path))
-    for item in simulations:
-        yield item if isinstance(item, InvalidRecord) else to_record(build, item, path)
+    yield from to_records(build, simulations, path)

@@ -20,7 +20,7 @@ from agenther_dspy.formats.conversation import (
     RecordError,
     build_trajectory,
     reward_reason,
-    to_record,
+    to_records,
 )
 from agenther_dspy.formats.gold import AgentCall, matches, unmatched_action
 from agenther_dspy.formats.openai import message_from_openai
@@ -103,5 +103,4 @@ def taubench_run(data: Any) -> dict[str, Any]:
 
 def read_taubench(path: str | Path) -> Iterator[Record | InvalidRecord]:
     """Every run of a tau-bench result file, as a trajectory or a located defect."""
-    for item in iter_items(path):
-        yield item if isinstance(item, InvalidRecord) else to_record(taubench_run, item, path)
+    yield from to_records(taubench_run, iter_items(path), path)

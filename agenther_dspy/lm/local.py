@@ -363,31 +363,19 @@ def build_local_lm(
     temperature: float | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     cache: bool = True,
-    n_parallel: int = 1,
-    n_ctx: int = 8192,
-    seed: int = 0,
-    constrained: bool = True,
-    n_threads: int | None = None,
-    prompt_cache: bool = True,
+    **engine_settings: Any,
 ) -> dspy.LM:
     """A `dspy.LM` answering from a local model (`local`, `local:<name>`, `local:<path>`).
 
     The model file is resolved and verified now; the weights load on the first request.
-    `n_ctx` is the context of each request (llama.cpp gets `n_ctx * n_parallel` for its
-    slots); `max_tokens` also sizes the grammar's bounds, so answers are never cut short.
-    `constrained=False` turns grammar-constrained decoding off and `prompt_cache=False`
-    llama.cpp's reuse of a shared prompt prefix (both for benchmarks).
+    `engine_settings` are `LocalEngine`'s (`n_ctx`, `n_parallel`, `n_threads`, `constrained`,
+    `prompt_cache`, `seed`), with its defaults. `n_ctx` is the context of each request
+    (llama.cpp gets `n_ctx * n_parallel` for its slots); `max_tokens` also sizes the
+    grammar's bounds, so answers are never cut short. `constrained=False` turns
+    grammar-constrained decoding off and `prompt_cache=False` llama.cpp's reuse of a shared
+    prompt prefix (both for benchmarks).
     """
-    engine = LocalEngine(
-        spec,
-        n_ctx=n_ctx,
-        n_parallel=n_parallel,
-        n_threads=n_threads,
-        constrained=constrained,
-        prompt_cache=prompt_cache,
-        default_max_tokens=max_tokens,
-        seed=seed,
-    )
+    engine = LocalEngine(spec, default_max_tokens=max_tokens, **engine_settings)
     return dspy.LM(
         f"local/{engine.model_id}",
         engine=engine,

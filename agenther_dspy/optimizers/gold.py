@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import statistics
-from collections.abc import Callable
 
 import dspy
 
@@ -49,16 +48,7 @@ class LabeledSearch(Optimizer):
         return (budget + 1) * n_dev * c, how
 
     def compile(self, program: HindsightRelabeler, job: CompileJob) -> HindsightRelabeler:
-        return search_gold_demos(
-            program,
-            job.trainset,
-            job.devset,
-            candidates=job.budget,
-            seed=job.seed,
-            metric=job.metric,
-            threads=job.threads,
-            log=job.log,
-        )
+        return search_gold_demos(program, job)
 
 
 def gold_demos(example: dspy.Example) -> dict[str, list[dspy.Example]]:
@@ -171,27 +161,18 @@ def gold_judge_demos(trainset: list[dspy.Example], seed: int) -> list[dspy.Examp
 
 
 def search_gold_demos(
-    program: HindsightRelabeler,
-    trainset: list[dspy.Example],
-    devset: list[dspy.Example],
-    *,
-    candidates: int,
-    seed: int,
-    metric: Callable,
-    threads: int = 1,
-    demos_per_stage: int = 2,
-    log: Callable[[str], None] | None = None,
+    program: HindsightRelabeler, job: CompileJob, demos_per_stage: int = 2
 ) -> HindsightRelabeler:
     """Random search over gold-demo sets and the acceptance rule: the best mean dev fidelity.
 
-    Odd candidates give gold demos to the second judge only (`gold_judge_demos`), even ones to
-    every stage (`compile_with_gold_demos`), each with another seed so other train runs
-    become the demos. Each candidate, the uncompiled program among them, is scored under
-    both acceptance rules, with and without the single-judge fallback, from one evaluation
-    (`judge_required`). The uncompiled program with the fallback comes first and wins ties:
-    demos are paid for in every prompt, and on small models they can do harm (the model
-    copies a demo's answer into an unrelated run), so they are kept only when dev says they
-    help.
+    The search tries `job.budget` candidates. Odd ones give gold demos to the second judge
+    only (`gold_judge_demos`), even ones to every stage (`compile_with_gold_demos`), each
+    with another seed so other train runs become the demos. Each candidate, the uncompiled
+    program among them, is scored under both acceptance rules, with and without the
+    single-judge fallback, from one evaluation (`judge_required`). The uncompiled program
+    with the fallback comes first and wins ties: demos are paid for in every prompt, and on
+    small models they can do harm (the model copies a demo's answer into an unrelated run),
+    so they are kept only when dev says they help.
     """
 
     def scores(candidate: HindsightRelabeler) -> tuple[float, float]:
@@ -200,27 +181,28 @@ def search_gold_demos(
         required: dict[int, float] = {}
 
         def both_rules(example: dspy.Example, pred: dspy.Prediction) -> dspy.Prediction:
-            required[id(example)] = float(metric(example, judge_required(pred)).score)
-            return metric(example, pred)
+            required[id(example)] = float(job.metric(example, judge_required(pred)).score)
+            return job.metric(example, pred)
 
-        report = evaluate(candidate, devset, metric=both_rules, threads=threads)
+        report = evaluate(candidate, job.devset, metric=both_rules, threads=job.threads)
         with_fallback = statistics.fmean(row.score for row in report.rows)
         return with_fallback, statistics.fmean(required.values())
 
     best, best_score = program, -1.0
-    for offset in range(candidates + 1):
+    for offset in range(job.budget + 1):
+        seed = job.seed + offset
         if offset == 0:
             candidate, label = program.deepcopy(), "uncompiled"
         elif offset % 2:
-            candidate, label = program.deepcopy(), f"judge demos (seed {seed + offset})"
-            candidate.relabeler.judge.demos = gold_judge_demos(trainset, seed + offset)
+            candidate, label = program.deepcopy(), f"judge demos (seed {seed})"
+            candidate.relabeler.judge.demos = gold_judge_demos(job.trainset, seed)
         else:
-            candidate = compile_with_gold_demos(program, trainset, demos_per_stage, seed + offset)
-            label = f"demos on every stage (seed {seed + offset})"
+            candidate = compile_with_gold_demos(program, job.trainset, demos_per_stage, seed)
+            label = f"demos on every stage (seed {seed})"
         candidate.relabeler.single_judge_fallback = True
         with_fallback, required = scores(candidate)
-        if log:
-            log(f"{label}: dev {with_fallback:.3f} with the fallback, {required:.3f} without")
+        if job.log:
+            job.log(f"{label}: dev {with_fallback:.3f} with the fallback, {required:.3f} without")
         for fallback, score in ((True, with_fallback), (False, required)):
             if score > best_score:
                 best, best_score = candidate.deepcopy(), score

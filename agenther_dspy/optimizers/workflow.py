@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 Progress = Callable[[str, int], AbstractContextManager[Callable[[], None]]]
 
 
-@contextmanager
 class _CountLMCalls(BaseCallback):
     """Advances the compile's progress by one at the end of each LM call."""
 
@@ -43,6 +42,7 @@ class _CountLMCalls(BaseCallback):
         self.advance()
 
 
+@contextmanager
 def no_progress(label: str, total: int) -> Iterator[Callable[[], None]]:
     yield lambda: None
 

@@ -85,20 +85,13 @@ class ActorSpec:
         concurrency: int,
     ) -> ActorSpec:
         from agenther_dspy.modules.program import program_hash
+        from agenther_dspy.programs import program_config
 
-        config = {
-            "min_confidence": program.relabeler.min_confidence,
-            "severity_threshold": program.severity_threshold,
-            "max_attempts": program.relabeler.max_attempts,
-            "detector": program.detector_kind,
-            "llm_extractor": program.uses_llm_extractor,
-            "single_judge_fallback": program.single_judge_fallback,
-        }
         # DSPy's own JSON state (instructions and demos), through JSON so nothing else rides
         state = json.loads(json.dumps(program.dump_state(), default=str))
         return cls(
-            lm, temperature, OutputFormat(output_format).value, state, config, judge_model,
-            program_hash(program), concurrency,
+            lm, temperature, OutputFormat(output_format).value, state, program_config(program),
+            judge_model, program_hash(program), concurrency,
         )  # fmt: skip
 
     def build(self) -> tuple[Any, dspy.LM]:
