@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agenther_dspy.modules.detector import RuleFailureDetector
+from agenther_dspy.modules.detector import RuleFailureDetector, keyword_analysis
 from agenther_dspy.modules.extractor import RuleOutcomeExtractor, named_values
 from agenther_dspy.schema import AgentStep, Trajectory
 
@@ -27,16 +27,15 @@ def test_run_with_real_results_is_recoverable_and_severity_follows_hits(examples
 def test_severity_formula_counts_hits_of_the_winning_type():
     steps = [AgentStep(action_name="run", observation="Error: timeout. Traceback follows")]
     trajectory = Trajectory(original_prompt="do it", steps=steps, failure_reason="")
-    analysis = detect(trajectory)
+    assert detect(trajectory).explanation == "all 1 tool calls errored"  # a clear-cut rule
+    analysis = keyword_analysis(trajectory)
     # "error:", "timeout", "traceback" → 3 hits → 0.3 + 0.3
     assert analysis.failure_type == "tool_error"
     assert abs(analysis.severity_weight - 0.6) < 1e-9
     many = " ".join(["error:", "traceback", "timeout", "timed out", "connection refused"] * 3)
     steps = [AgentStep(action_name="run", observation=many + " 404 not found rate limit")]
-    assert (
-        detect(Trajectory(original_prompt="x", steps=steps, failure_reason="")).severity_weight
-        == 1.0
-    )
+    run = Trajectory(original_prompt="x", steps=steps, failure_reason="")
+    assert keyword_analysis(run).severity_weight == 1.0
 
 
 def test_no_keywords_falls_back_on_the_failure_reason():

@@ -109,23 +109,30 @@ def lexicon_hits(trajectory: Trajectory) -> dict[str, int]:
 
 
 class RuleFailureDetector(dspy.Module):
-    """Keyword lexicon per failure type; severity = min(1, 0.3 + 0.1 × hits of the winner)."""
+    """The clear-cut rules (`clear_cut`) first; otherwise a keyword lexicon per failure type,
+    with severity = min(1, 0.3 + 0.1 × hits of the winner)."""
 
     def forward(self, trajectory: Trajectory, rendered: str = "") -> dspy.Prediction:
-        hits = lexicon_hits(trajectory)
-        winner = max(hits, key=lambda kind: hits[kind])  # ties keep the lexicon's order
-        if hits[winner] == 0:
-            winner = "wrong_result" if trajectory.failure_reason.strip() else "incomplete"
-        recoverable = winner != "tool_error" and any(
-            is_substantive(step.observation) for step in trajectory.steps
-        )
-        analysis = FailureAnalysis(
-            failure_type=winner,
-            severity_weight=min(1.0, 0.3 + 0.1 * hits[winner]),
-            recoverable=recoverable,
-            explanation=trajectory.failure_reason.strip() or "classified by keyword rules",
-        )
-        return dspy.Prediction(analysis=analysis)
+        if analysis := clear_cut(trajectory):
+            return dspy.Prediction(analysis=analysis)
+        return dspy.Prediction(analysis=keyword_analysis(trajectory))
+
+
+def keyword_analysis(trajectory: Trajectory) -> FailureAnalysis:
+    """AgentHER's keyword rules: the failure type with the most lexicon hits."""
+    hits = lexicon_hits(trajectory)
+    winner = max(hits, key=lambda kind: hits[kind])  # ties keep the lexicon's order
+    if hits[winner] == 0:
+        winner = "wrong_result" if trajectory.failure_reason.strip() else "incomplete"
+    recoverable = winner != "tool_error" and any(
+        is_substantive(step.observation) for step in trajectory.steps
+    )
+    return FailureAnalysis(
+        failure_type=winner,
+        severity_weight=min(1.0, 0.3 + 0.1 * hits[winner]),
+        recoverable=recoverable,
+        explanation=trajectory.failure_reason.strip() or "classified by keyword rules",
+    )
 
 
 class LMFailureDetector(dspy.Module):
@@ -213,6 +220,6 @@ class HybridFailureDetector(LMFailureDetector):
         try:
             return super().forward(trajectory=trajectory, rendered=rendered)
         except (*ANSWER_ERRORS, ContextWindowExceededError) as error:
-            analysis = RuleFailureDetector()(trajectory=trajectory).analysis
+            analysis = keyword_analysis(trajectory)
             why = f"keyword rules; the LM could not answer ({type(error).__name__})"
             return dspy.Prediction(analysis=analysis.model_copy(update={"explanation": why}))
