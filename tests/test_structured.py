@@ -176,3 +176,16 @@ def test_a_lookup_draft_asks_for_what_the_agent_reported():
         "membership."
     )
     assert request_problems(request, run, facts, goal) == []
+
+
+def test_a_rewrite_that_repeats_grows_or_speaks_of_the_customer_is_sent_back(airline):
+    from agenther_dspy.modules.structured import rewrite_problems
+
+    assert rewrite_problems(GOOD, GOOD) == []
+    assert rewrite_problems(GOOD + " " + GOOD, GOOD)[0].startswith("rambling")
+    noted = GOOD + " Please note that the customer has already reserved a flight."
+    assert [p.split(":")[0] for p in rewrite_problems(noted, GOOD)] == ["third_person"]
+    bad = {"request": GOOD + " " + GOOD}
+    with dspy.context(lm=DummyLM([{"choice": 4}, bad, bad, bad])):
+        out = StructuredRelabel()(trajectory=airline)
+    assert out.source == "template" and "rambling" in out.attempts[0]["outcome"]

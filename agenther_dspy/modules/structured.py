@@ -109,6 +109,7 @@ class StructuredRelabel(dspy.Module):
                 continue
             record["request"] = request
             problems = request_problems(request, trajectory, facts, goal, evidence)
+            problems += rewrite_problems(request, draft)
             if not problems:
                 record["outcome"] = "passed the checks"
                 return dspy.Prediction(
@@ -159,6 +160,23 @@ class StructuredRelabel(dspy.Module):
             config={"temperature": temperature, "rollout_id": attempt},
         )
         return " ".join(str(out.request).split())
+
+
+# The customer spoken of in the third person: the message is about them, not from them.
+THIRD_PERSON = re.compile(r"\bthe (?:customer|user|client|passenger|agent)\b", re.I)
+MAX_GROWTH = 1.3  # a rewrite may be this much longer than the draft
+
+
+def rewrite_problems(request: str, draft: str) -> list[str]:
+    """What the LM's rewrite added to the draft: repetition, length, the third person."""
+    problems = []
+    sentences = [" ".join(x.lower().split()) for x in re.split(r"(?<=[.!?])\s+", request)]
+    long = [x for x in sentences if len(x.split()) >= 6]
+    if len(long) != len(set(long)) or len(request) > MAX_GROWTH * len(draft) + 20:
+        problems.append("rambling: say each thing once; keep to what the draft asks.")
+    if THIRD_PERSON.search(request):
+        problems.append("third_person: you are the customer; write I and my, not the customer.")
+    return problems
 
 
 def request_problems(
