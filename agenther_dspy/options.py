@@ -15,6 +15,7 @@ from agenther_dspy.schema import OutputFormat
 from agenther_dspy.settings import DetectorKind, ProgramSettings, RelabelerKind
 
 DEFAULT = ProgramSettings()
+STRUCTURED = DEFAULT.relabeler == "structured"
 ModelOpt = Annotated[
     str,
     typer.Option(
@@ -73,8 +74,8 @@ StructuredOpt = Annotated[
     bool,
     typer.Option(
         "--structured/--free-relabeler",
-        help="structured relabeling: code reads the run's facts, the LM chooses a goal and"
-        " phrases it, code checks the request (not yet the default)",
+        help="structured relabeling (code reads the run's facts, the LM chooses a goal and"
+        " phrases it, code checks the request) or AgentHER's free relabeler",
     ),
 ]
 

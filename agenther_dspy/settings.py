@@ -44,11 +44,11 @@ class ProgramSettings:
     severity_threshold: float = 0.3  # δ: runs with a lower severity weight are skipped
     max_attempts: int = 3  # K: relabeling attempts per run
     temperature: float | None = None  # of the detect/extract stages; None: the LM's own
-    detector: DetectorKind = "rules"  # AgentHER detects failures by rules
+    detector: DetectorKind = "rules"  # the clear-cut rules, then AgentHER's keywords
     llm_extractor: bool = True
     single_judge_fallback: bool = True  # AgentHER's acceptance rule
     judge_model: str | None = None  # a different model for the second judge
-    relabeler: RelabelerKind = "free"
+    relabeler: RelabelerKind = "structured"  # AgentHER's is "free"
 
     def limits(self) -> dict[str, float | int]:
         """θ, δ and K: what a saved program takes from the command (its stages and its

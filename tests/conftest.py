@@ -73,3 +73,9 @@ def labeled_run(trajectory_id: str) -> Trajectory:
                 row.pop("gold", None)
                 return Trajectory.model_validate(row)
     raise LookupError(trajectory_id)
+
+
+# AgentHER's own program: the free relabeler after the keyword-rule detector. The tests of
+# its acceptance algorithm, the runner and the optimizers build it by name, since the
+# commands' default is the structured relabeler after the hybrid detector.
+AGENTHER = {"relabeler": "free", "detector": "rules"}

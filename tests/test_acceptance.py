@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dspy
 import pytest
+from conftest import AGENTHER
 from dspy.utils import DummyLM
 
 from agenther_dspy import HindsightRelabeler
@@ -41,7 +42,9 @@ def calls(lm):
 def run(trajectory, answers, **options):
     lm = DummyLM(answers)
     with dspy.context(lm=lm):
-        prediction = HindsightRelabeler(llm_extractor=False, **options)(trajectory=trajectory)
+        prediction = HindsightRelabeler(**AGENTHER, llm_extractor=False, **options)(
+            trajectory=trajectory
+        )
     return prediction, lm
 
 
@@ -188,7 +191,7 @@ def test_lm_detector_and_extractor_feed_the_relabeler(copper):
     }
     lm = DummyLM([detect, extract, relabel(0.9), judge(0.9)])
     with dspy.context(lm=lm):
-        prediction = HindsightRelabeler(detector="lm")(trajectory=copper)
+        prediction = HindsightRelabeler(relabeler="free", detector="lm")(trajectory=copper)
     assert prediction.analysis.failure_type == "constraint_violation"
     assert prediction.analysis.severity_weight == 1.0
     assert prediction.outcome.key_observations == ["MicroMetals $5.30/kg"]
@@ -198,7 +201,8 @@ def test_lm_detector_and_extractor_feed_the_relabeler(copper):
 
 
 def test_stage_predictor_names_are_stable():
-    names = [name for name, _ in HindsightRelabeler(detector="lm").named_predictors()]
+    program = HindsightRelabeler(relabeler="free", detector="lm")
+    names = [name for name, _ in program.named_predictors()]
     assert names == [
         "detector.predict",
         "extractor.predict",

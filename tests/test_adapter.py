@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dspy
+from conftest import AGENTHER
 from dspy.utils import DummyLM
 
 from agenther_dspy import HindsightRelabeler
@@ -66,7 +67,7 @@ def test_every_stage_puts_the_run_first_and_its_own_text_after() -> None:
 def test_the_requests_of_one_run_share_their_opening_up_to_the_end_of_the_run(copper) -> None:
     lm = DummyLM([DETECT, EXTRACT, RELABEL, JUDGE])
     with dspy.context(lm=lm):
-        prediction = HindsightRelabeler(detector="lm")(trajectory=copper)
+        prediction = HindsightRelabeler(relabeler="free", detector="lm")(trajectory=copper)
     assert prediction.status == "accepted"
     prompts = [_prompt(entry["messages"]) for entry in lm.history]
     assert len(prompts) == 4  # detect, extract, relabel, judge
@@ -96,7 +97,7 @@ def test_demos_show_their_own_run_in_full_and_the_request_points_at_its_run() ->
 
 
 def test_a_compiled_program_sends_its_demos_in_the_run_first_layout(copper) -> None:
-    program = HindsightRelabeler(llm_extractor=False)
+    program = HindsightRelabeler(**AGENTHER, llm_extractor=False)
     program.relabeler.judge.demos = [
         dspy.Example(trajectory="[1] book {}\n  observation: booked HAT039",
                      hindsight_prompt="Book flight HAT039.", is_valid=True, confidence=0.9)
@@ -115,7 +116,7 @@ def test_answers_from_an_openai_compatible_server_parse(copper) -> None:
     with StubServer() as server:
         lm = build_lm("openai/stub", base_url=server.base_url, cache=False)
         with dspy.context(lm=lm):
-            prediction = HindsightRelabeler(detector="lm")(trajectory=copper)
+            prediction = HindsightRelabeler(relabeler="free", detector="lm")(trajectory=copper)
     assert prediction.status == "accepted"
     assert prediction.analysis.failure_type == "constraint_violation"  # the first Literal value
     assert prediction.relabel.hindsight_prompt == "hindsight prompt from the stub server"
@@ -125,7 +126,7 @@ def test_answers_from_an_openai_compatible_server_parse(copper) -> None:
 def test_an_adapter_the_caller_chose_is_kept(copper) -> None:
     lm = DummyLM([RELABEL, JUDGE])
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
-        HindsightRelabeler(llm_extractor=False)(trajectory=copper)
+        HindsightRelabeler(**AGENTHER, llm_extractor=False)(trajectory=copper)
     assert lm.history[0]["messages"][0]["content"].startswith("Your input fields are:")
 
 
@@ -153,7 +154,7 @@ def test_batch_runs_and_evaluations_send_the_run_first(copper) -> None:
     labeled = load_labeled("tests/data/labeled_mini.jsonl")
     with StubServer(responder=capture) as server:
         lm = build_lm("openai/stub", base_url=server.base_url, cache=False)
-        process_record(HindsightRelabeler(), Record(copper, "x.jsonl", 1), lm, "sft")
-        evaluate(HindsightRelabeler(), labeled, lm=lm)
+        process_record(HindsightRelabeler(**AGENTHER), Record(copper, "x.jsonl", 1), lm, "sft")
+        evaluate(HindsightRelabeler(**AGENTHER), labeled, lm=lm)
     assert len(systems) > 3
     assert all(system.startswith("The agent run this task is about") for system in systems)

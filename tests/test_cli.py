@@ -42,7 +42,7 @@ def test_run_writes_dpo_rows_against_an_openai_compatible_server(tmp_path, serve
     out = tmp_path / "dpo.jsonl"
     result = cli(
         "run", str(EXAMPLES), "-o", str(out), "-f", "dpo",
-        "-m", "openai/stub-model", "--base-url", server.base_url,
+        "--free-relabeler", "-m", "openai/stub-model", "--base-url", server.base_url,
         env={"OPENAI_API_KEY": SECRET},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -70,8 +70,9 @@ def test_run_is_an_mlflow_run_with_its_settings_and_counts(tmp_path, server):
     (work := tmp_path / "work").mkdir()
     store = tmp_path / "store" / "mlflow.db"
     out = tmp_path / "dpo.jsonl"
-    args = ["run", str(EXAMPLES), "-o", str(out), "-f", "dpo", "-m", "openai/stub-model",
-            "--base-url", server.base_url, "--tracking-uri", f"sqlite:///{store}"]  # fmt: skip
+    args = ["run", str(EXAMPLES), "-o", str(out), "-f", "dpo", "--free-relabeler",
+            "-m", "openai/stub-model", "--base-url", server.base_url,
+            "--tracking-uri", f"sqlite:///{store}"]  # fmt: skip
     result = cli(*args, env={"OPENAI_API_KEY": SECRET}, cwd=work)
     assert result.returncode == 0, result.stderr
     resumed = cli(*args, env={"OPENAI_API_KEY": SECRET}, cwd=work)  # nothing left to do
@@ -102,7 +103,8 @@ def test_run_is_an_mlflow_run_with_its_settings_and_counts(tmp_path, server):
 def test_run_other_formats(tmp_path, server, fmt):
     out = tmp_path / f"{fmt}.jsonl"
     result = cli("run", str(EXAMPLES), "-o", str(out), "-f", fmt,
-                 "-m", "openai/stub", "--base-url", server.base_url, "--no-cache")  # fmt: skip
+                 "--free-relabeler", "-m", "openai/stub", "--base-url", server.base_url,
+                 "--no-cache")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert {r["format"] for r in rows(out)} == {fmt}
 
@@ -111,7 +113,7 @@ def test_run_reports_invalid_lines_and_processes_the_rest(tmp_path, server):
     good = [json.loads(line) for line in AGENTHER_RUNS.read_text().splitlines()[:2]]
     path = write_jsonl(tmp_path / "mixed.jsonl", [good[0], {"original_prompt": "x"}, good[1]])
     out = tmp_path / "out.jsonl"
-    result = cli("run", str(path), "-o", str(out), "-m", "openai/stub",
+    result = cli("run", str(path), "-o", str(out), "--free-relabeler", "-m", "openai/stub",
                  "--base-url", server.base_url, "--rule-extractor")  # fmt: skip
     assert result.returncode == 1
     assert f"{path}:2: steps: Field required" in " ".join(result.stderr.split())
@@ -121,7 +123,7 @@ def test_run_reports_invalid_lines_and_processes_the_rest(tmp_path, server):
 def test_lm_failures_become_error_rows_not_a_crash(tmp_path):
     with StubServer(error_rate=1.0) as failing:
         out = tmp_path / "out.jsonl"
-        result = cli("run", str(EXAMPLES), "-o", str(out), "-m", "openai/stub",
+        result = cli("run", str(EXAMPLES), "-o", str(out), "--free-relabeler", "-m", "openai/stub",
                      "--base-url", failing.base_url, "--no-cache")  # fmt: skip
     assert result.returncode == 1
     assert result.stdout.count("error") >= 2 and "1 skipped" in result.stdout
@@ -175,7 +177,7 @@ def test_run_writes_a_hugging_face_dataset_with_its_card(tmp_path, server):
     from datasets import load_from_disk
 
     out, folder = tmp_path / "sft.jsonl", tmp_path / "hf"
-    result = cli("run", str(EXAMPLES), "-o", str(out), "-m", "openai/stub",
+    result = cli("run", str(EXAMPLES), "-o", str(out), "--free-relabeler", "-m", "openai/stub",
                  "--base-url", server.base_url, "--hf-dataset", str(folder))  # fmt: skip
     assert result.returncode == 0, result.stderr
     dataset = load_from_disk(str(folder))

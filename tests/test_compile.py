@@ -9,7 +9,7 @@ from pathlib import Path
 import dspy
 import pandas as pd
 import pytest
-from conftest import EXAMPLES
+from conftest import AGENTHER, EXAMPLES
 
 from agenther_dspy import HindsightRelabeler
 from agenther_dspy.eval import load_labeled
@@ -49,7 +49,7 @@ def stub_lm():
 
 
 def test_budgets_are_explicit_and_printed_in_lm_calls():
-    program = HindsightRelabeler()
+    program = HindsightRelabeler(**AGENTHER)
     assert plan("labeled", 2, program, 24, 18).expected_lm_calls == 2 * 18 * 3
     bootstrap = plan("bootstrap", None, program, 24, 18)
     assert bootstrap.budget == OPTIMIZERS["bootstrap"].default_budget
@@ -65,7 +65,7 @@ def test_budgets_are_explicit_and_printed_in_lm_calls():
 
 
 def test_gold_demos_fit_every_stage_signature(tiny):
-    program = HindsightRelabeler(detector="lm")
+    program = HindsightRelabeler(relabeler="free", detector="lm")
     demos = gold_demos(tiny[0][0])
     for name, predictor in program.named_predictors():
         fields = set(predictor.signature.fields)
@@ -75,7 +75,9 @@ def test_gold_demos_fit_every_stage_signature(tiny):
 
 def test_labeled_optimizer_writes_demos_without_lm_calls(tiny):
     train, dev = tiny
-    compiled = compile_program(HindsightRelabeler(), train, dev, optimizer="labeled", budget=2)
+    compiled = compile_program(
+        HindsightRelabeler(**AGENTHER), train, dev, optimizer="labeled", budget=2
+    )
     for _, predictor in compiled.named_predictors():
         assert 1 <= len(predictor.demos) <= 2
     # The relabeler only sees runs the gate passed: its demos are all recoverable runs ...
@@ -97,7 +99,7 @@ def test_judge_demos_show_a_satisfied_request_and_a_run_with_nothing_usable():
 
 def test_labeled_search_keeps_demos_only_when_dev_says_they_help(tiny, stub_lm):
     train, dev = tiny
-    program = HindsightRelabeler()
+    program = HindsightRelabeler(**AGENTHER)
     scored = []
 
     def demos_help(example, pred, trace=None, pred_name=None, pred_trace=None):
@@ -145,7 +147,7 @@ def test_labeled_search_drops_the_fallback_only_when_dev_prefers_the_judge_requi
         with dspy.context(lm=lm):
             compiled = {
                 metric.__name__: compile_program(
-                    HindsightRelabeler(),
+                    HindsightRelabeler(**AGENTHER),
                     train,
                     dev,
                     optimizer="labeled-search",
@@ -170,7 +172,7 @@ def test_labeled_search_drops_the_fallback_only_when_dev_prefers_the_judge_requi
 )
 def test_each_optimizer_runs_within_its_budget(tiny, stub_lm, optimizer):
     train, dev = tiny
-    program = HindsightRelabeler()
+    program = HindsightRelabeler(**AGENTHER)
     budget = {"random-search": 1, "mipro": 2, "simba": 1, "gepa": 6}.get(optimizer, 1)
     expected = plan(optimizer, budget, program, len(train), len(dev)).expected_lm_calls
     with dspy.context(lm=stub_lm), dspy.track_usage() as usage:
@@ -186,7 +188,7 @@ def test_each_optimizer_runs_within_its_budget(tiny, stub_lm, optimizer):
 
 def test_gepa_without_reflection_model_is_refused(tiny):
     with pytest.raises(ValueError, match="reflection model"):
-        compile_program(HindsightRelabeler(), *tiny, optimizer="gepa", budget=4)
+        compile_program(HindsightRelabeler(**AGENTHER), *tiny, optimizer="gepa", budget=4)
 
 
 def test_pyfunc_model_loads_and_predicts_a_dataframe(tmp_path, tiny, monkeypatch):
@@ -195,7 +197,7 @@ def test_pyfunc_model_loads_and_predicts_a_dataframe(tmp_path, tiny, monkeypatch
     from agenther_dspy.programs import open_program
     from agenther_dspy.tracking import log_program_model
 
-    compiled = compile_program(HindsightRelabeler(), *tiny, optimizer="labeled", budget=1)
+    compiled = compile_program(HindsightRelabeler(**AGENTHER), *tiny, optimizer="labeled", budget=1)
     path = tmp_path / "relabeler.json"
     save_program(compiled, path)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-never-in-the-model-000000000")
@@ -230,7 +232,7 @@ def test_bootstrap_learns_from_the_shorter_runs_and_keeps_only_valid_relabels(ti
         return len(render_trajectory(Trajectory.model_validate(e.trajectory)))
 
     assert sorted(map(length, short)) == sorted(map(length, train))[: len(short)]
-    program = HindsightRelabeler()
+    program = HindsightRelabeler(**AGENTHER)
     valid = dspy.Example(hindsight_prompt="Find X", is_valid_replay=True)
     given_up = dspy.Example(hindsight_prompt="none", is_valid_replay=False)
     program.relabeler.relabel.demos = [given_up, valid]

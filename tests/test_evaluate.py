@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import dspy
+from conftest import AGENTHER
 from dspy.utils import DummyLM
 from test_cli import SECRET, cli
 
@@ -23,7 +24,7 @@ def test_evaluate_counts_calls_and_measures_acceptance():
                "is_valid_replay": True, "confidence": 0.9}  # fmt: skip
     judge = {"is_valid": True, "confidence": 0.9}
     lm = DummyLM([relabel, judge, relabel, judge])
-    report = evaluate(HindsightRelabeler(llm_extractor=False), labeled, lm=lm)
+    report = evaluate(HindsightRelabeler(**AGENTHER, llm_extractor=False), labeled, lm=lm)
     summary = report.summary
     assert summary["examples"] == 3
     assert summary["acceptance_precision"] == 1.0 and summary["acceptance_recall"] == 1.0
@@ -60,7 +61,7 @@ def test_evaluate_command_logs_a_tracked_run_without_secrets(tmp_path):
         result = cli(
             "evaluate", "--dataset", str(MINI), "-m", "openai/stub", "--base-url", server.base_url,
             "--tracking-uri", f"sqlite:///{store}", "--report", str(tmp_path / "r.json"),
-            env={"OPENAI_API_KEY": SECRET}, cwd=tmp_path,
+            "--free-relabeler", "--detector", "rules", env={"OPENAI_API_KEY": SECRET}, cwd=tmp_path,
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "r.json").read_text())

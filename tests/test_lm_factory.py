@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dspy
 import pytest
+from conftest import AGENTHER
 
 from agenther_dspy import HindsightRelabeler
 from agenther_dspy.lm import LMConfigError, build_lm
@@ -55,7 +56,7 @@ def test_unparseable_relabel_answer_costs_one_attempt(copper):
     with StubServer(responder=responder) as server:
         lm = build_lm("openai/stub", base_url=server.base_url, cache=False)
         with dspy.context(lm=lm):
-            prediction = HindsightRelabeler(llm_extractor=False)(trajectory=copper)
+            prediction = HindsightRelabeler(**AGENTHER, llm_extractor=False)(trajectory=copper)
     assert prediction.attempts[0]["outcome"].startswith("unparseable answer")
     assert prediction.attempts[1]["outcome"] == "accepted"
     assert prediction.status == "accepted"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import ray
-from conftest import REAL_FAILED, REAL_SUCCESS, write_jsonl
+from conftest import AGENTHER, REAL_FAILED, REAL_SUCCESS, write_jsonl
 from test_runner import assert_exactly_once, synthetic
 from typer.testing import CliRunner
 
@@ -56,8 +56,8 @@ def results(path: Path) -> list[dict]:
 
 def cli_run(input_path: Path, out: Path, server: StubServer, *extra: str) -> list[str]:
     return [
-        "run", str(input_path), "-o", str(out), "-f", "dpo", "-m", "openai/stub",
-        "--base-url", server.base_url, "--no-cache", "--no-mlflow", *extra,
+        "run", str(input_path), "-o", str(out), "-f", "dpo", "--free-relabeler",
+        "-m", "openai/stub", "--base-url", server.base_url, "--no-cache", "--no-mlflow", *extra,
     ]  # fmt: skip
 
 
@@ -146,7 +146,7 @@ def test_an_actor_killed_mid_batch_loses_nothing(ray_address, tmp_path):
     with StubServer(latency=0.02) as server:
         summary = run_ray_batch(
             read_trajectories(input_path),
-            HindsightRelabeler(),
+            HindsightRelabeler(**AGENTHER),
             lm_settings=LMSettings("openai/stub", server.base_url, cache=False),
             output_path=out,
             actors=2,

@@ -310,6 +310,7 @@ def test_run_and_evaluate_log_per_run_rows_to_mlflow_and_say_where(tmp_path, ser
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     stub = ["-m", "openai/stub", "--base-url", server.base_url, "--tracking-uri", store]
+    stub += ["--free-relabeler", "--detector", "rules"]  # AgentHER's, which the stub drives
     env = {"OPENAI_API_KEY": "sk-stub-key-0123456789"}
     out = tmp_path / "dpo.jsonl"
     ran = cli("run", str(EXAMPLE_RUNS), "-o", str(out), "-f", "dpo", *stub, env=env)

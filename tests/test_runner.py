@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dspy
 import pytest
-from conftest import EXAMPLES, write_jsonl
+from conftest import AGENTHER, EXAMPLES, write_jsonl
 
 from agenther_dspy.formats import read_trajectories
 from agenther_dspy.lm import build_lm
@@ -72,7 +72,7 @@ def batch(path, out, server, *, cache=False, retries=3, timeout=None, **kwargs):
     )
     kwargs.setdefault("concurrency", 4)
     return run_batch(
-        read_trajectories(path), HindsightRelabeler(), output_path=out, lm=lm, **kwargs
+        read_trajectories(path), HindsightRelabeler(**AGENTHER), output_path=out, lm=lm, **kwargs
     )
 
 
@@ -340,6 +340,7 @@ def test_cli_killed_mid_run_resumes_exactly_once(tmp_path, how):
     with StubServer(latency=0.2) as server:
         args = [str(path), "-o", str(out), "-m", "openai/stub", "--base-url", server.base_url]
         args += ["--concurrency", "4", "--cache-dir", str(tmp_path / "cache")]
+        args += ["--free-relabeler", "--detector", "rules"]  # AgentHER's, which the stub drives
         first = cli(args)
         wait_for_results(results, 6, first)
         first.send_signal(getattr(signal, how))

@@ -6,6 +6,7 @@ import json
 
 import dspy
 import pytest
+from conftest import AGENTHER
 
 from agenther_dspy import HindsightRelabeler
 from agenther_dspy.lm.models import DEFAULT_MODEL
@@ -24,7 +25,7 @@ def choose(source, *, model, uncompiled, tracking_uri=None, **program):
 
 
 def compiled_like() -> HindsightRelabeler:
-    program = HindsightRelabeler(detector="lm")
+    program = HindsightRelabeler(relabeler="free", detector="lm")
     program.relabeler.relabel.signature = program.relabeler.relabel.signature.with_instructions(
         "Write the request this run satisfies."
     )
@@ -58,7 +59,7 @@ def test_signature_hash_mismatch_is_refused_with_the_reason(tmp_path):
 
 def test_a_program_without_sidecar_is_refused(tmp_path):
     path = tmp_path / "bare.json"
-    HindsightRelabeler().save(str(path))
+    HindsightRelabeler(**AGENTHER).save(str(path))
     with pytest.raises(ProgramError, match="no sidecar"):
         load_program(path)
 
@@ -84,7 +85,7 @@ def test_run_and_evaluate_pick_up_a_program_shipped_for_the_default_model(tmp_pa
     from agenther_dspy.optimizers import saving
 
     monkeypatch.setattr(saving, "programs_dir", lambda: tmp_path)
-    flags = {"tracking_uri": None, "detector": "rules", "llm_extractor": True}
+    flags = {"tracking_uri": None, **AGENTHER, "llm_extractor": True}
     fresh, source = choose(None, model="local", uncompiled=False, **flags)
     assert source is None and not any(p.demos for p in fresh.predictors())
 
@@ -111,10 +112,10 @@ def test_program_and_uncompiled_together_are_refused(tmp_path):
 
 def test_the_acceptance_rule_flag_sets_a_fresh_program_and_not_a_saved_one(tmp_path):
 
-    flags = {"tracking_uri": None, "detector": "rules", "llm_extractor": True}
+    flags = {"tracking_uri": None, **AGENTHER, "llm_extractor": True}
     fresh, _ = choose(None, model="local", uncompiled=True, single_judge_fallback=False, **flags)
     assert not fresh.single_judge_fallback
-    save_program(HindsightRelabeler(), tmp_path / "p.json")  # compiled with the fallback
+    save_program(HindsightRelabeler(**AGENTHER), tmp_path / "p.json")  # compiled with the fallback
     saved, _ = choose(
         str(tmp_path / "p.json"), model="local", uncompiled=False, single_judge_fallback=False,
         **flags,

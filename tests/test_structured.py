@@ -114,7 +114,7 @@ def test_structured_variant_end_to_end(airline, tmp_path):
 
     save_program(program, path := tmp_path / "structured.json")
     assert load_program(path).relabeler_kind == "structured"
-    save_program(HindsightRelabeler(), free := tmp_path / "free.json")
+    save_program(HindsightRelabeler(relabeler="free"), free := tmp_path / "free.json")
     loaded = load_program(free)
     assert loaded.relabeler_kind == "free" and not hasattr(loaded, "structured")
 
