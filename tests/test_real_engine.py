@@ -70,8 +70,10 @@ def labeled_lines(*keep: int) -> list[str]:
 
 def test_run_on_the_embedded_model_parses_every_stage(tmp_path):
     out = tmp_path / "dpo.jsonl"
+    # AgentHER's free relabeler: every one of its LM stages must parse on the real engine (the
+    # structured relabeler's steps have their own test in test_structured.py).
     result = cli("run", str(EXAMPLES), "-m", SMALL, "-f", "dpo", "-o", str(out), "--no-cache",
-                 "--max-attempts", "1")  # fmt: skip
+                 "--max-attempts", "1", "--free-relabeler")  # fmt: skip
     results = check_run(out, result, records=3)
     assert "3 records" in result.stdout
     assert any(e["stage"] == "judge" for e in results), "no relabeling reached the judge"
@@ -85,7 +87,8 @@ def test_compile_then_run_and_evaluate_the_compiled_program(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     compiled = cli(
         "compile", "--trainset", str(train), "--devset", str(dev), "--optimizer", "bootstrap",
-        "--budget", "1", "-m", SMALL, "-o", str(program), "--tracking-uri", store, cwd=tmp_path,
+        "--budget", "1", "-m", SMALL, "-o", str(program), "--tracking-uri", store,
+        "--free-relabeler", cwd=tmp_path,
     )  # fmt: skip
     assert compiled.returncode == 0, compiled.stderr
     assert "expected ≈" in compiled.stdout and "paired gain" in compiled.stdout
