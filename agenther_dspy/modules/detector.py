@@ -11,7 +11,7 @@ import re
 import dspy
 from dspy.utils.exceptions import ContextWindowExceededError
 
-from agenther_dspy.modules.facts import RunFacts, run_facts
+from agenther_dspy.modules.facts import run_facts
 from agenther_dspy.modules.stages import ANSWER_ERRORS
 from agenther_dspy.request_checks import USER_TURN_ACTIONS
 from agenther_dspy.schema import FailureAnalysis, Trajectory
@@ -162,7 +162,7 @@ _ASKED_HANDOFF = re.compile(
 )
 
 
-def clear_cut(trajectory: Trajectory, facts: RunFacts | None = None) -> FailureAnalysis | None:
+def clear_cut(trajectory: Trajectory) -> FailureAnalysis | None:
     """The analysis of a run whose failure rules can settle, or None when it takes judgement.
 
     Each rule marks a run no request could describe as a clean demonstration:
@@ -174,7 +174,7 @@ def clear_cut(trajectory: Trajectory, facts: RunFacts | None = None) -> FailureA
     - the agent declined the user's request (`incomplete`);
     - the agent handed the user off without being asked to (`incomplete`).
     """
-    facts = facts or run_facts(trajectory)
+    facts = run_facts(trajectory)
     calls = [c for c in facts.calls if not c.is_handoff]
     failed = [c for c in calls if not c.succeeded]
 

@@ -88,14 +88,14 @@ class StructuredRelabel(dspy.Module):
 
     def forward(self, trajectory: Trajectory) -> dspy.Prediction:
         facts = run_facts(trajectory)
-        goals = candidate_goals(facts, agent_words(trajectory))
+        said = agent_words(trajectory)
+        goals = candidate_goals(facts, said)
         attempts: list[dict] = []
         if not goals:
             return dspy.Prediction(
                 facts=facts, goals=goals, goal=None, request="", source="none", attempts=[]
             )
         goal = self.choose(facts, goals)
-        said = agent_words(trajectory)
         draft = template_request(facts, goal, said)
         evidence = RunEvidence.of(trajectory)
         feedback = ""
