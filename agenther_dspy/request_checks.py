@@ -63,7 +63,8 @@ ACTION_WORDS = frozenset(
 )
 # Rules about writing the request, not the request: "(Do not mention the gift card.)".
 ABOUT_REQUEST = re.compile(
-    r"\b(?:the|this|a|new) (?:user )?request (?:must|should|may|will)\b"
+    r"\b(?:the|this|a|new) (?:user )?request (?:must|should|may|will|is|covers)\b"
+    r"|\b(?:the|these) following (?:actions|calls|facts)\b"
     r"|\b(?:do not|don't|must not|never) (?:mention|require|ask for|include|name)\b"
     r"|\bwithout mentioning\b|\bin the user's voice\b",
     re.IGNORECASE,
@@ -130,7 +131,8 @@ _FAILURE = re.compile(
     r"^\s*(?:\{?\s*\"?error|error\b|exception|traceback|exitcode: [1-9])"
     r"|\b(?:execution failed|command not found|no such file"
     r"|permission denied|not authori[sz]ed|forbidden|timed out|status(?: code)?:? [45]\d\d)\b"
-    r"|\b[45]\d\d (?:client|server) error\b",
+    r"|\b[45]\d\d (?:client|server) error\b"
+    r"|^\s*[\w.\- ]{0,40}\b(?:rejected|refused|denied|failed)\s*:",  # "Patch rejected: ..."
     re.IGNORECASE,
 )
 

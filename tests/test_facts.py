@@ -13,6 +13,7 @@ from agenther_dspy.modules.facts import (
     run_facts,
 )
 from agenther_dspy.request_checks import failed_call
+from agenther_dspy.schema import Trajectory
 
 WHOANDWHEN = SHARED / "data" / "real" / "whoandwhen_pool.jsonl"
 
@@ -46,6 +47,9 @@ def tau2_airline():
         ("transfer_to_human_agents", False),
         ("WebSurfer", False),
         ("execute_code", False),
+        ("subscription_change", True),  # a noun, then the verb
+        ("sheets.write_formula", True),
+        ("list_open_orders", False),  # a verb of looking leads: "open" is an adjective here
     ],
 )
 def test_state_changing_calls_are_told_from_lookups_by_name(name, acts):
@@ -131,3 +135,53 @@ def test_failed_call_knows_code_execution_failures():
     assert failed_call("exitcode: 1 (execution failed)\nCode output: Traceback ...")
     assert failed_call("exitcode: 124 (execution failed)\nCode output: \nTimeout")
     assert not failed_call("exitcode: 0 (execution succeeded)\nCode output: 42")
+    assert failed_call("Patch rejected: hunk 2 does not apply at sdk/uploader.py:41")
+    assert not failed_call("Patched sdk/client.py (+9 -7)")
+
+
+def test_a_lookup_is_a_goal_only_when_it_told_the_user_something_new():
+    """The telecom agent looked the customer up by phone and reported their name back:
+    nothing a request could ask to be told."""
+    run = labeled_run(
+        "tau2-grok-3-telecom-workflow-task[mobile_data_issue]bad_network_preference|bad_vpn"
+        "|data_mode_off|data_saver_mode_on[PERSONA:None]-trial0-9e4ee934"
+    )
+    facts = run_facts(run)
+    assert facts.lookups and candidate_goals(facts, agent_words(run)) == []
+
+
+def test_the_user_id_said_in_any_case_is_who_the_user_is():
+    run = Trajectory(
+        original_prompt="Change a passenger name.",
+        steps=[
+            {
+                "action_name": "respond",
+                "action_input": {"content": "May I have your user id?"},
+                "observation": "Sure, my user ID is anya_garcia_5901 and the reservation 3RK2T9.",
+            },
+            {
+                "action_name": "respond",
+                "action_input": {"content": "Anything else?"},
+                "observation": "My user ID is not something I remember.",
+            },
+        ],
+        failure_reason="none",
+    )
+    assert run_facts(run).user == {"user_id": "anya_garcia_5901"}
+
+
+def test_a_lookup_asks_for_a_field_only_when_every_value_of_it_was_told():
+    from agenther_dspy.modules.facts import ToolCall, reported_fields
+
+    call = ToolCall(
+        step=1,
+        name="get_reservation_details",
+        arguments={"reservation_id": "3JA7XV"},
+        succeeded=True,
+        changes_state=False,
+        returned={"cabin": "business", "flight_number": "HAT045", "flight_number_2": "HAT194"},
+    )
+    told_one = "Your business booking 3JA7XV includes flight HAT045."
+    assert reported_fields(call, told_one) == ["cabin"]
+    told_both = told_one + " It continues on HAT194."
+    assert reported_fields(call, told_both) == ["cabin", "flight number"]

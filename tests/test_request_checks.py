@@ -91,6 +91,8 @@ def test_a_program_field_or_an_instruction_copied_is_instruction_text():
         instructions=["Always write in the voice of the customer who asked."],
     )
     assert {p.check for p in custom} == {"instruction_text"}
+    tail = "I'm aarav_garcia_1177. Please move M05KNL. This request is for the following actions:"
+    assert "instruction_text" in {p.check for p in check_request(tail, RUN)}
 
 
 def test_an_action_request_may_name_a_value_the_run_returned():

@@ -29,6 +29,12 @@ def airline():
     return labeled_run("tau2-grok-3-airline-task9-trial0-7900e641")
 
 
+@pytest.fixture(scope="module")
+def booking():
+    """A clean demonstration: a round trip booked and paid as the agent said."""
+    return labeled_run("tau2-grok-3-airline-task24-trial1-57dae868")
+
+
 def _goal(run, index=-1):
     facts = run_facts(run)
     return facts, candidate_goals(facts, agent_words(run))[index]
@@ -100,15 +106,22 @@ def test_out_of_range_choice_takes_every_achievement(airline):
     assert len(out.goal.calls) == 3
 
 
-def test_structured_variant_end_to_end(airline, tmp_path):
-    lm = DummyLM([{"choice": 4}, {"request": GOOD}, {"is_valid": True, "confidence": 0.9}])
+MIA = (
+    "I'm Mia Kim, user id mia_kim_4397. Please book a round trip in basic economy from EWR to "
+    "LAX on flights HAT041 on 2024-05-20 and HAT012 on 2024-05-25, paying $39 with "
+    "gift_card_7359776 and $124 with gift_card_7773485."
+)
+
+
+def test_structured_variant_end_to_end(booking, tmp_path):
+    lm = DummyLM([{"request": MIA}, {"is_valid": True, "confidence": 0.9}])
     program = HindsightRelabeler(relabeler="structured")
     with dspy.context(lm=lm):
-        prediction = program(trajectory=airline)
+        prediction = program(trajectory=booking)
     assert prediction.status == "accepted", prediction.reason
-    assert prediction.relabel.hindsight_prompt == GOOD
+    assert prediction.relabel.hindsight_prompt == MIA
     assert prediction.confidence == pytest.approx(0.95)
-    assert "cancel_reservation(reservation_id=IFOYYZ)" in prediction.outcome.achievements
+    assert prediction.outcome.achievements[0].startswith("book_reservation(user_id=mia_kim_4397")
     names = [name for name, _ in program.named_predictors()]
     assert {"structured.choose_goal", "structured.phrase_request", "relabeler.judge"} <= set(names)
 
@@ -119,11 +132,11 @@ def test_structured_variant_end_to_end(airline, tmp_path):
     assert loaded.relabeler_kind == "free" and not hasattr(loaded, "structured")
 
 
-def test_structured_variant_rejects_when_the_judge_and_the_rule_say_no(airline):
-    lm = DummyLM([{"choice": 4}, {"request": GOOD}, {"is_valid": False, "confidence": 0.9}])
+def test_structured_variant_rejects_when_the_judge_and_the_rule_say_no(booking):
+    lm = DummyLM([{"request": MIA}, {"is_valid": False, "confidence": 0.9}])
     program = HindsightRelabeler(relabeler="structured", single_judge_fallback=False)
     with dspy.context(lm=lm):
-        prediction = program(trajectory=airline)
+        prediction = program(trajectory=booking)
     assert prediction.status == "rejected" and prediction.stage == "judge"
 
 
@@ -136,19 +149,19 @@ def test_a_run_with_nothing_to_ask_for_is_rejected_without_lm_calls():
 
 
 @pytest.mark.slow
-def test_structured_variant_on_the_embedded_model(airline):
+def test_structured_variant_on_the_embedded_model(booking):
     from agenther_dspy.settings import LMSettings
 
     lm = LMSettings(model="local:smollm2-135m").build()
     with dspy.context(lm=lm):
-        prediction = HindsightRelabeler(relabeler="structured")(trajectory=airline)
+        prediction = HindsightRelabeler(relabeler="structured")(trajectory=booking)
     assert prediction.status in ("accepted", "rejected"), prediction.reason
     relabel_attempts = [a for a in prediction.attempts if "request" in a]
     assert relabel_attempts  # the model's answers parsed, or the template stood in
     if prediction.status == "accepted":
         request = prediction.relabel.hindsight_prompt
-        assert check_request(request, airline) == []
-        assert "aarav_ahmed_6699" in request
+        assert check_request(request, booking) == []
+        assert "mia_kim_4397" in request
 
 
 def test_checks_catch_greetings_echoed_facts_and_a_message_not_in_the_users_voice(airline):
@@ -189,3 +202,14 @@ def test_a_rewrite_that_repeats_grows_or_speaks_of_the_customer_is_sent_back(air
     with dspy.context(lm=DummyLM([{"choice": 4}, bad, bad, bad])):
         out = StructuredRelabel()(trajectory=airline)
     assert out.source == "template" and "rambling" in out.attempts[0]["outcome"]
+
+
+def test_a_run_that_broke_policy_is_skipped_before_any_lm_call(airline):
+    """The agent cancelled a basic economy booking with no ground: no request may describe
+    it, so the program stops at the detector."""
+    lm = DummyLM([])
+    with dspy.context(lm=lm):
+        prediction = HindsightRelabeler(relabeler="structured")(trajectory=airline)
+    assert prediction.status == "skipped"
+    assert "IFOYYZ" in prediction.reason and "no ground" in prediction.reason
+    assert lm.history == []

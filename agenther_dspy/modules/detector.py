@@ -12,6 +12,7 @@ import dspy
 from dspy.utils.exceptions import ContextWindowExceededError
 
 from agenther_dspy.modules.facts import run_facts
+from agenther_dspy.modules.policy import breaches
 from agenther_dspy.modules.stages import ANSWER_ERRORS
 from agenther_dspy.request_checks import USER_TURN_ACTIONS
 from agenther_dspy.schema import FailureAnalysis, Trajectory
@@ -169,6 +170,8 @@ def clear_cut(trajectory: Trajectory) -> FailureAnalysis | None:
 
     - nothing happened: no tool call and no final answer;
     - every tool call errored (`tool_error`);
+    - an action broke its domain's policy (`modules.policy`: `constraint_violation`, or
+      `hallucination` for a charge the agent misstated);
     - an action that changes state failed, or more than half of the calls errored
       (`tool_error` when most failed, else `incomplete`);
     - the agent declined the user's request (`incomplete`);
@@ -187,6 +190,8 @@ def clear_cut(trajectory: Trajectory) -> FailureAnalysis | None:
         return verdict("incomplete", "no tool call and no final answer")
     if calls and len(failed) == len(calls):
         return verdict("tool_error", f"all {len(calls)} tool calls errored")
+    if broken := breaches(trajectory):
+        return verdict(broken[0].failure_type, f"broke the domain's policy: {broken[0]}")
     if any(c.changes_state for c in failed) or 2 * len(failed) > len(calls) > 0:
         kind = "tool_error" if 2 * len(failed) > len(calls) else "incomplete"
         return verdict(kind, f"{len(failed)} of {len(calls)} tool calls errored: {failed[0].name}")

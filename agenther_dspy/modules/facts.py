@@ -12,7 +12,9 @@ Calls are sorted by name into three kinds:
 
 - *state-changing* (`changes_state`): the name's leading verb is one of `STATE_VERBS`
   (book_reservation, cancel_reservation, update_reservation_flights, refuel_data,
-  enable_roaming, send_certificate, toggle_..., ...);
+  enable_roaming, send_certificate, toggle_..., ...), or the name leads with a noun and a
+  later word is one (subscription_change, sheets.write_formula) — but never a name that
+  leads with a verb of looking (`LOOKUP_VERBS`: list_open_orders looks);
 - *hand-offs*: `transfer_*` calls pass the user to someone else and are never a goal;
 - *lookups*: everything else that is a tool (get_/search_/list_/find_/check/calculate,
   web browsing, code execution), since a tool whose verb is unknown is safer read as
@@ -39,6 +41,10 @@ STATE_VERBS = frozenset(
     resume activate deactivate write save upload install deploy restart open close merge
     rename edit post grant revoke assign""".split()
 )
+LOOKUP_VERBS = frozenset(
+    """get search list find check read fetch query lookup look view show calculate compute
+    count describe inspect verify validate browse retrieve""".split()
+)
 NOT_CALLS = frozenset({"think", "final_answer", "assistant"})
 HANDOFF_PREFIX = "transfer"
 
@@ -49,7 +55,7 @@ _KEY_FIELD = re.compile(
     r"|^(?:first_name|last_name|email|phone_number)$",
     re.IGNORECASE,
 )
-MAX_VALUES_PER_CALL = 6
+MAX_VALUES_PER_CALL = 12  # enough for every flight of a reservation to be seen
 MAX_VALUE_CHARS = 40
 MAX_OUTPUT_CHARS = 120
 MAX_FAILURES = 6
@@ -68,7 +74,11 @@ _REFUSAL = re.compile(
     re.IGNORECASE,
 )
 # Who the user says they are, in their own words.
-_SAID_ID = re.compile(r"\b(?:user|customer|member|account) ?id(?: is|:)?\s+'?([A-Za-z0-9_-]{3,})")
+_SAID_ID = re.compile(
+    r"\b(?:user|customer|member|account) ?id(?: is|:)?\s+'?"
+    r"((?=[A-Za-z0-9_-]*[\d_])[A-Za-z0-9_-]{3,})",  # an id has a digit or an underscore
+    re.IGNORECASE,
+)
 _SAID_NAME = re.compile(r"\bmy name is ([A-Z][a-z]+(?: [A-Z][a-z]+){0,2})")
 _PHONE = re.compile(r"(?<!\d)(?:\+?1[ -]?)?\(?\d{3}\)?[ -]\d{3}-\d{4}(?!\d)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -94,7 +104,7 @@ class ToolCall:
 
     @property
     def verb(self) -> str:
-        return _words(self.name)[0] if _words(self.name) else self.name
+        return name_words(self.name)[0] if name_words(self.name) else self.name
 
     def describe(self) -> str:
         """`cancel_reservation(reservation_id=IFOYYZ)`: the call with its exact values."""
@@ -156,8 +166,10 @@ class RunFacts:
 
 def changes_state(name: str) -> bool:
     """Whether a tool's name says it acts (cancel_reservation) rather than looks (get_...)."""
-    words = _words(name)
-    return bool(words) and words[0] in STATE_VERBS and not name.lower().startswith(HANDOFF_PREFIX)
+    words = name_words(name)
+    if not words or name.lower().startswith(HANDOFF_PREFIX) or words[0] in LOOKUP_VERBS:
+        return False
+    return words[0] in STATE_VERBS or any(w in STATE_VERBS for w in words[1:])
 
 
 def is_call(name: str) -> bool:
@@ -257,8 +269,10 @@ def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
 
     - all the successful state-changing calls on one entity (one reservation, one line);
     - all the successful state-changing calls together, when they touch several entities;
-    - each successful lookup whose returned values the agent reported to the user (in
-      `reported`: what the agent said, and the final answer), when nothing changed state.
+    - each successful lookup that returned something the agent reported to the user (in
+      `reported`: what the agent said, and the final answer) beyond the user's own identity
+      and arguments (`reported_fields`), when nothing changed state. A lookup that
+      reported nothing new is no request: "look up my profile" asks for nothing.
     """
     goals: list[Goal] = []
     by_entity: dict[str, list[ToolCall]] = {}
@@ -271,15 +285,45 @@ def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
     if not goals:
         said = reported or facts.final_answer
         for call in facts.lookups:
-            if not _requestable(call):
-                continue
-            values = [v for v in call.returned.values() if len(v) >= 3]
-            if values and any(v.lower() in said.lower() for v in values):
+            if _requestable(call) and reported_fields(call, said):
                 goals.append(Goal(_label([call], _entity(call)), (call,)))
     unique: dict[tuple[int, ...], Goal] = {}
     for goal in goals:
         unique.setdefault(tuple(c.step for c in goal.calls), goal)
     return list(unique.values())
+
+
+# Fields a lookup request does not ask for: who the user is, which they already know.
+# A bare "id" is some record's key, not something a user asks to be told.
+IDENTITY_FIELDS = frozenset(
+    {*USER_FIELDS, "first_name", "last_name", "name", "full_name", "dob", "id"}
+)
+# Fields named for their place, not their meaning: what a request would call them.
+FIELD_WORDS = {"output": "result", "message": "result"}
+
+
+def reported_fields(call: ToolCall, said: str) -> list[str]:
+    """The fields of `call`'s answer whose values the agent reported in `said`, all of them
+    when the answer lists several, in words ("membership", "flight number"), leaving out the
+    user's identity and any value the user supplied as an argument: what a lookup request
+    asks to be told."""
+    given = " ".join(_compact(v) for v in call.arguments.values())
+    values: dict[str, list[str]] = {}  # flight_number, flight_number_2, ... under one field
+    for key, value in call.returned.items():
+        values.setdefault(re.sub(r"_\d+$", "", key), []).append(value)
+    fields = []
+    for base, found in values.items():
+        if base in IDENTITY_FIELDS or any(len(v) < 2 or _whole(v, given) for v in found):
+            continue
+        if all(_whole(v, said) for v in found):  # every flight number, not one of four
+            words = base.replace("_", " ")
+            fields.append(FIELD_WORDS.get(words, words))
+    return list(dict.fromkeys(fields))
+
+
+def _whole(value: str, text: str) -> bool:
+    pattern = rf"(?<![A-Za-z0-9_]){re.escape(value)}(?![A-Za-z0-9_])"
+    return re.search(pattern, text, re.IGNORECASE) is not None
 
 
 def number_options(goals: list[Goal]) -> str:
@@ -340,7 +384,7 @@ def _walk(node: object, found: dict[str, str]) -> None:
             _walk(item, found)
 
 
-def _words(name: str) -> list[str]:
+def name_words(name: str) -> list[str]:
     spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
     return [w.lower() for w in re.split(r"[\s_\-.]+", spaced) if w]
 

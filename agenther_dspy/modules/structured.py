@@ -19,13 +19,17 @@ import dspy
 
 import agenther_dspy.text as tx
 from agenther_dspy.modules.facts import (
+    STATE_VERBS,
     USER_FIELDS,
     Goal,
     RunFacts,
     ToolCall,
     agent_words,
     candidate_goals,
+    changes_state,
+    name_words,
     number_options,
+    reported_fields,
     run_facts,
 )
 from agenther_dspy.modules.stages import ANSWER_ERRORS
@@ -49,7 +53,7 @@ TEMPLATES: dict[str, str] = {
     " checked bags, {nonfree_baggages} of them paid, charged to {payment_id}",
     "update_reservation_passengers": "change the passengers on reservation {reservation_id}"
     " to {passengers}",
-    "book_reservation": "book a {flight_type} trip in {cabin} from {origin} to {destination}"
+    "book_reservation": "book a {flight_type} in {cabin} from {origin} to {destination}"
     " on flights {flights} for {passengers}, paying {payment_methods}",
     "cancel_pending_order": "cancel my pending order {order_id}",
     "refuel_data": "add {gb_amount} GB of data to line {line_id}",
@@ -62,8 +66,10 @@ TEMPLATES: dict[str, str] = {
     "get_flight_status": "check the status of flight {flight_number} on {date}",
     "get_order_details": "look up my order {order_id}",
 }
-# Arguments whose values are words joined by underscores ("round_trip", "basic_economy").
+# Arguments whose values are words joined by underscores ("round_trip", "basic_economy"),
+# and the values a user would word otherwise.
 WORDY_ARGUMENTS = frozenset({"cabin", "flight_type"})
+VALUE_WORDS = {"one_way": "one-way trip"}
 # Words that only a customer's own message has: the request must speak as the user.
 USER_VOICE = re.compile(r"\b(?:i|i'm|i'd|my|me|mine|please|can you|could you)\b", re.I)
 # Text of the facts or of the step's fields pasted into the message.
@@ -234,9 +240,11 @@ def facts_text(facts: RunFacts) -> str:
 
 
 def who_text(facts: RunFacts) -> str:
-    """How the user introduces themselves: "Aarav Ahmed, user id aarav_ahmed_6699"."""
+    """How the user introduces themselves: "Aarav Ahmed, user id aarav_ahmed_6699". One
+    identifier is enough, the account's first (`USER_FIELDS` order): an email or phone the
+    user typed may not be the one on file."""
     name = facts.user.get("name", "")
-    ids = [f"{k.replace('_', ' ')} {v}" for k, v in facts.user.items() if k in USER_FIELDS]
+    ids = [f"{k.replace('_', ' ')} {facts.user[k]}" for k in USER_FIELDS if k in facts.user][:1]
     return ", ".join([name, *ids] if name else ids)
 
 
@@ -246,15 +254,7 @@ def action_phrase(call: ToolCall, said: str = "") -> str:
     phrase = _phrase(call)
     if call.changes_state or not said:
         return phrase
-    fields = [
-        re.sub(r"_\d+$", "", key).replace("_", " ")
-        for key, value in call.returned.items()
-        if len(value) >= 2
-        and _whole(value, said)
-        and key not in USER_FIELDS
-        and not any(_whole(value, _plain(arg)) for arg in call.arguments.values())
-    ]
-    fields = list(dict.fromkeys(f for f in fields if f not in ("first name", "last name")))[:3]
+    fields = reported_fields(call, said)[:3]
     if not fields:
         return phrase
     asked = fields[0] if len(fields) == 1 else ", ".join(fields[:-1]) + f" and {fields[-1]}"
@@ -264,14 +264,16 @@ def action_phrase(call: ToolCall, said: str = "") -> str:
 def _phrase(call: ToolCall) -> str:
     if template := TEMPLATES.get(call.name):
         values = {
-            k: _plain(v).replace("_", " ") if k in WORDY_ARGUMENTS else _plain(v)
+            k: VALUE_WORDS.get(_plain(v), _plain(v).replace("_", " "))
+            if k in WORDY_ARGUMENTS
+            else _plain(v)
             for k, v in call.arguments.items()
         }
         try:
             return template.format(**values)
         except (KeyError, IndexError):
             pass
-    words = call.name.replace("_", " ")
+    words = " ".join(verb_first(call.name))
     entity = _entity_key(call)
     parts = []
     if entity:
@@ -287,13 +289,26 @@ def _phrase(call: ToolCall) -> str:
     return parts[0] + (f" with {', '.join(rest)}" if rest else "")
 
 
+def verb_first(name: str) -> list[str]:
+    """A tool's name as words, its action verb first: subscription_change -> change
+    subscription, sheets.write_formula -> write sheets formula."""
+    words = name_words(name)
+    verb = next((w for w in words if w in STATE_VERBS), "") if changes_state(name) else ""
+    return [verb, *(w for w in words if w != verb)] if verb and words[0] != verb else words
+
+
 def template_request(facts: RunFacts, goal: Goal, said: str = "") -> str:
     """The request built from templates of the chosen actions: the LM's draft, and the
     answer when every LM attempt failed the checks."""
     actions = [action_phrase(call, said) for call in goal.calls]
     asked = actions[0] if len(actions) == 1 else ", ".join(actions[:-1]) + f", and {actions[-1]}"
     who = who_text(facts)
-    return f"I'm {who}. Please {asked}." if who else f"Could you please {asked}?"
+    if not who:
+        return f"Could you please {asked}?"
+    if "name" not in facts.user:  # "My user id is james_taylor_7043.", not "I'm user id ..."
+        key = next(k for k in USER_FIELDS if k in facts.user)
+        return f"My {key.replace('_', ' ')} is {facts.user[key]}. Please {asked}."
+    return f"I'm {who}. Please {asked}."
 
 
 def _entity_key(call: ToolCall) -> str:
