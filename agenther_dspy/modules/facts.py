@@ -55,7 +55,7 @@ _KEY_FIELD = re.compile(
     r"|^(?:first_name|last_name|email|phone_number)$",
     re.IGNORECASE,
 )
-MAX_VALUES_PER_CALL = 12  # enough for every flight of a reservation to be seen
+MAX_VALUES_PER_CALL = 6
 MAX_VALUE_CHARS = 40
 MAX_OUTPUT_CHARS = 120
 MAX_FAILURES = 6
