@@ -181,7 +181,8 @@ def test_a_lookup_asks_for_a_field_only_when_every_value_of_it_was_told():
         changes_state=False,
         returned={"cabin": "business", "flight_number": "HAT045", "flight_number_2": "HAT194"},
     )
-    told_one = "Your business booking 3JA7XV includes flight HAT045."
+    assert reported_fields(call, "Flight HAT045 has business seats left.") == []  # a mere word
+    told_one = "Your booking 3JA7XV is in the business cabin and includes flight HAT045."
     assert reported_fields(call, told_one) == ["cabin"]
     told_both = told_one + " It continues on HAT194."
     assert reported_fields(call, told_both) == ["cabin", "flight number"]

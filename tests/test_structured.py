@@ -213,3 +213,17 @@ def test_a_run_that_broke_policy_is_skipped_before_any_lm_call(airline):
     assert prediction.status == "skipped"
     assert "IFOYYZ" in prediction.reason and "no ground" in prediction.reason
     assert lm.history == []
+
+
+def test_the_same_action_on_several_entities_is_said_once():
+    """Five cabin downgrades that keep each reservation's flights read as one action."""
+    run = labeled_run("tau2-grok-3-airline-task18-trial0-680ebcd5")
+    facts = run_facts(run)
+    goal = candidate_goals(facts, agent_words(run))[-1]
+    assert all(call.kept == {"flights"} for call in goal.calls)
+    assert template_request(facts, goal, agent_words(run)) == (
+        "I'm Omar Davis, user id omar_davis_3817. Please change reservations JG7FMM, 2FBBAH, "
+        "X7BYG1, EQ1G6C and BOH180 to economy, keeping their flights, paying any difference "
+        "with credit_card_2929732."
+    )
+    assert request_problems(template_request(facts, goal, agent_words(run)), run, facts, goal) == []

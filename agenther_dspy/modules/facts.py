@@ -55,7 +55,7 @@ _KEY_FIELD = re.compile(
     r"|^(?:first_name|last_name|email|phone_number)$",
     re.IGNORECASE,
 )
-MAX_VALUES_PER_CALL = 6
+MAX_VALUES_PER_CALL = 12  # every flight of a reservation, for `reported_fields`
 MAX_VALUE_CHARS = 40
 MAX_OUTPUT_CHARS = 120
 MAX_FAILURES = 6
@@ -97,6 +97,9 @@ class ToolCall:
     changes_state: bool
     returned: dict[str, str] = field(default_factory=dict)
     error: str = ""
+    # The arguments whose values the entity already had, by the last record of it the log
+    # showed before the call: an update that "changes" the flights to the same flights.
+    kept: frozenset[str] = frozenset()
 
     @property
     def is_handoff(self) -> bool:
@@ -202,6 +205,7 @@ def run_facts(trajectory: Trajectory) -> RunFacts:
         trajectory.original_prompt,
         str(trajectory.metadata.get("initial_user_message") or ""),
     ]
+    records: dict[str, dict] = {}  # the last record the log showed of each id
     for number, step in enumerate(trajectory.steps, 1):
         if step.action_name in USER_TURN_ACTIONS:
             reply = step.observation.strip()
@@ -223,8 +227,11 @@ def run_facts(trajectory: Trajectory) -> RunFacts:
             changes_state=changes_state(step.action_name),
             returned=key_values(step.observation) if ok else {},
             error="" if ok else _clip(" ".join(step.observation.split()), 100),
+            kept=_kept(step.action_input, records),
         )
         calls.append(call)
+        if ok:
+            _remember(step.observation, records)
         if not ok:
             failures.append(_clip(f"{call.describe()}: {call.error or 'no answer'}", 200))
         for key in USER_FIELDS:
@@ -233,7 +240,8 @@ def run_facts(trajectory: Trajectory) -> RunFacts:
                 user[key] = value.strip()
         names = (call.returned.get("first_name"), call.returned.get("last_name"))
         full = " ".join(str(n) for n in names) if all(names) else call.returned.get("full_name")
-        if call.succeeded and full and "name" not in user:
+        looks_up_user = not call.changes_state and any(k in call.arguments for k in USER_FIELDS)
+        if call.succeeded and full and looks_up_user and "name" not in user:
             user["name"] = full  # the account's holder, as the lookup of the user returned it
         if call.is_handoff:
             failures.append(f"handed off: {call.name}")
@@ -254,6 +262,44 @@ def run_facts(trajectory: Trajectory) -> RunFacts:
         failures=tuple(dict.fromkeys(failures))[:MAX_FAILURES],
         user_words="\n".join(w for w in user_words if w),
     )
+
+
+def _remember(observation: str, records: dict[str, dict]) -> None:
+    """Keep a returned record under each of its top-level ids (reservation_id=...)."""
+    try:
+        data = json.loads(observation)
+    except (ValueError, TypeError):
+        return
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key.endswith("_id") and key not in USER_FIELDS and isinstance(value, str | int):
+                records[f"{key}={value}"] = data
+
+
+def _kept(arguments: dict[str, Any], records: dict[str, dict]) -> frozenset[str]:
+    """The arguments whose values the record of the call's entity already held."""
+    record = next(
+        (records[f"{k}={v}"] for k, v in arguments.items() if f"{k}={v}" in records), None
+    )
+    if record is None:
+        return frozenset()
+    return frozenset(
+        key
+        for key, value in arguments.items()
+        if not key.endswith("_id") and key in record and _same_value(value, record[key])
+    )
+
+
+def _same_value(given: object, held: object) -> bool:
+    """Whether an argument equals a record's field; items of a list compare on the fields
+    the argument gives ({flight_number, date} against the full flight record)."""
+    if isinstance(given, list) and isinstance(held, list):
+        return len(given) == len(held) and all(
+            _same_value(g, h) for g, h in zip(given, held, strict=True)
+        )
+    if isinstance(given, dict) and isinstance(held, dict):
+        return all(k in held and str(held[k]) == str(v) for k, v in given.items())
+    return str(given) == str(held)
 
 
 @dataclass(frozen=True)
@@ -315,10 +361,21 @@ def reported_fields(call: ToolCall, said: str) -> list[str]:
     for base, found in values.items():
         if base in IDENTITY_FIELDS or any(len(v) < 2 or _whole(v, given) for v in found):
             continue
-        if all(_whole(v, said) for v in found):  # every flight number, not one of four
+        if all(_told(base, v, said) for v in found):  # every flight number, not one of four
             words = base.replace("_", " ")
             fields.append(FIELD_WORDS.get(words, words))
     return list(dict.fromkeys(fields))
+
+
+def _told(field: str, value: str, said: str) -> bool:
+    """Whether the agent told `value` of `field`. A plain word ("available", "silver") is
+    only told where what it is is said too ("status", "member"): alone it is just a word."""
+    if not _whole(value, said):
+        return False
+    if re.fullmatch(r"[a-z][a-z ]*", value.lower()) and value.lower() == value:
+        stem = field.split("_")[-1][:6]
+        return re.search(rf"\b{re.escape(stem)}", said, re.IGNORECASE) is not None
+    return True
 
 
 def _whole(value: str, text: str) -> bool:

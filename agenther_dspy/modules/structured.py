@@ -66,6 +66,12 @@ TEMPLATES: dict[str, str] = {
     "get_flight_status": "check the status of flight {flight_number} on {date}",
     "get_order_details": "look up my order {order_id}",
 }
+# An action some of whose arguments only repeat what the entity already had (`ToolCall.kept`)
+# reads without them: a cabin change that keeps the flights.
+KEPT_TEMPLATES: dict[tuple[str, str], str] = {
+    ("update_reservation_flights", "flights"): "change reservation {reservation_id} to {cabin},"
+    " keeping its flights, paying any difference with {payment_id}",
+}
 # Arguments whose values are words joined by underscores ("round_trip", "basic_economy"),
 # and the values a user would word otherwise.
 WORDY_ARGUMENTS = frozenset({"cabin", "flight_type"})
@@ -262,7 +268,12 @@ def action_phrase(call: ToolCall, said: str = "") -> str:
 
 
 def _phrase(call: ToolCall) -> str:
-    if template := TEMPLATES.get(call.name):
+    kept = [
+        KEPT_TEMPLATES[(call.name, a)]
+        for a in sorted(call.kept)
+        if (call.name, a) in KEPT_TEMPLATES
+    ]
+    if template := (kept[0] if kept else TEMPLATES.get(call.name)):
         values = {
             k: VALUE_WORDS.get(_plain(v), _plain(v).replace("_", " "))
             if k in WORDY_ARGUMENTS
@@ -297,10 +308,34 @@ def verb_first(name: str) -> list[str]:
     return [verb, *(w for w in words if w != verb)] if verb and words[0] != verb else words
 
 
+HOLE = "\x00"  # where a group's entities go
+
+
+def grouped_phrases(calls: tuple[ToolCall, ...], said: str = "") -> list[str]:
+    """One phrase per action, with the same action on several entities said once:
+    "cancel reservations IFOYYZ and NQNU5R", "change reservations JG7FMM and 2FBBAH to
+    economy, keeping their flights, ..."."""
+    groups: dict[str, list[str]] = {}
+    for call in calls:
+        phrase, value = action_phrase(call, said), _entity_value(call)
+        pattern = rf"(?<![A-Za-z0-9_]){re.escape(value)}(?![A-Za-z0-9_])"
+        if value and call.changes_state and len(re.findall(pattern, phrase)) == 1:
+            groups.setdefault(re.sub(pattern, HOLE, phrase), []).append(value)
+        else:
+            groups.setdefault(phrase, [])
+    phrases = []
+    for shape, values in groups.items():
+        if len(values) > 1:
+            shape = re.sub(rf"(\w+) {HOLE}", rf"\1s {HOLE}", shape, count=1)
+            shape = shape.replace(" its ", " their ")
+        phrases.append(shape.replace(HOLE, _plain(values)) if values else shape)
+    return phrases
+
+
 def template_request(facts: RunFacts, goal: Goal, said: str = "") -> str:
     """The request built from templates of the chosen actions: the LM's draft, and the
     answer when every LM attempt failed the checks."""
-    actions = [action_phrase(call, said) for call in goal.calls]
+    actions = grouped_phrases(goal.calls, said)
     asked = actions[0] if len(actions) == 1 else ", ".join(actions[:-1]) + f", and {actions[-1]}"
     who = who_text(facts)
     if not who:
