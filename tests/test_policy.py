@@ -71,3 +71,16 @@ def test_a_certificate_needs_a_membership_or_a_covered_booking():
     assert found.call == "send_certificate(100)"
     assert breaches(_certificate_run("silver")) == []
     assert breaches(_certificate_run("regular", insurance="yes")) == []
+
+
+def test_a_change_that_leaves_the_route_is_a_breach():
+    """An ATL-PHL reservation moved onto flights that end at EWR."""
+    [found] = breaches(labeled_run("taubench-gpt-4o-airline-task7-trial0"))
+    assert found.rule == "the new flights go ATL-EWR, not ATL-PHL"
+
+
+def test_new_flights_at_fares_the_agent_never_quoted_are_a_breach():
+    """The agent quoted $207 for the pair; the booked fares were $105 and $190."""
+    [found] = breaches(labeled_run("tau2-grok-3-airline-task16-trial0-14495763"))
+    assert found.rule == "the new flights cost $105 + $190, which the agent never quoted"
+    assert found.failure_type == "hallucination"

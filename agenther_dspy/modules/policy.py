@@ -115,11 +115,59 @@ def _rules_broken(name: str, args: dict, answer: object, seen: _Seen) -> list[tu
     ):
         why = "compensation for a delay without a change or cancellation"
         broken.append((f"{name}({args.get('amount')})", why))
+    if name == "update_reservation_flights" and (why := _route_changed(answer)):
+        broken.append((call, why))
+    if name == "update_reservation_flights" and (
+        fares := _misquoted_fares(answer, before, seen.said)
+    ):
+        broken.append(
+            (call, f"the new flights cost {fares}, which the agent never quoted", "hallucination")
+        )
     unstated = _unstated_charges(answer, before, seen.said) if changes_state(name) else ""
     if unstated:
         misstated = "hallucination" if _dollars(seen.said) else "constraint_violation"
         broken.append((call, f"charged {unstated} without telling the user", misstated))
     return broken
+
+
+def _route_changed(answer: object) -> str:
+    """Why the flights `answer` shows leave the reservation's origin, destination or trip
+    type (the policy allows neither), or "" when they keep them or the log cannot tell."""
+    if not isinstance(answer, dict):
+        return ""
+    flights = [f for f in answer.get("flights") or [] if isinstance(f, dict)]
+    origin, destination = answer.get("origin"), answer.get("destination")
+    if not flights or not origin or not destination or "origin" not in flights[0]:
+        return ""
+    ends = [flights[0].get("origin"), flights[-1].get("destination")]
+    if answer.get("flight_type") == "round_trip":
+        turned = any(f.get("destination") == destination for f in flights)
+        if ends == [origin, origin] and turned:
+            return ""
+        return f"the new flights do not make the round trip {origin}-{destination}"
+    if ends == [origin, destination]:
+        return ""
+    return f"the new flights go {ends[0]}-{ends[1]}, not {origin}-{destination}"
+
+
+def _misquoted_fares(answer: object, before: dict, said: str) -> str:
+    """The new flights' fares, when the agent quoted prices but neither any of them nor
+    their sum: the user agreed to other numbers."""
+    if not isinstance(answer, dict) or not (stated := _dollars(said)):
+        return ""
+    old = {f.get("flight_number") for f in before.get("flights", []) if isinstance(f, dict)}
+    new = [
+        f for f in answer.get("flights") or []
+        if isinstance(f, dict) and f.get("flight_number") not in old
+    ]  # fmt: skip
+    prices = [p for f in new if isinstance(p := f.get("price"), int | float)]
+    if not prices:
+        return ""
+    people = max(1, len(answer.get("passengers") or []))
+    quoted = [*prices, sum(prices), sum(prices) * people]
+    if any(_same(q, s) for q in quoted for s in stated):
+        return ""
+    return " + ".join(f"${p:g}" for p in prices)
 
 
 def _flights_of_basic_changed(before: dict, args: dict) -> bool:
