@@ -84,3 +84,10 @@ def test_new_flights_at_fares_the_agent_never_quoted_are_a_breach():
     [found] = breaches(labeled_run("tau2-grok-3-airline-task16-trial0-14495763"))
     assert found.rule == "the new flights cost $105 + $190, which the agent never quoted"
     assert found.failure_type == "hallucination"
+
+
+def test_insurance_is_a_ground_only_for_a_reason_it_covers():
+    """A basic economy booking made 12 days before, insured, cancelled for a change of plan."""
+    [found] = breaches(labeled_run("taubench-gpt-4o-airline-task39-trial1"))
+    assert found.call == "cancel_reservation(H8Q05L)"
+    assert "insured for health or weather only" in found.rule

@@ -16,7 +16,8 @@ state-changing call's answer (and the lookups before it) carry the record it act
   - a cancellation of a reservation with a flight already flown, or leaving on the policy's
     current day (the reservation gives the day, not the hour);
   - a cancellation that none of the policy's grounds allow: booked within the last 24
-    hours, business cabin, travel insurance, or a flight the airline cancelled;
+    hours, business cabin, travel insurance with a reason it covers (health or weather, in
+    the user's words), or a flight the airline cancelled;
   - a flight change on a basic economy reservation that stays basic economy (its cabin
     may change first, its flights may not);
   - a certificate sent to a regular member with no business or insured booking in sight;
@@ -34,11 +35,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agenther_dspy.modules.facts import agent_words, changes_state, is_call
-from agenther_dspy.request_checks import failed_call
+from agenther_dspy.request_checks import USER_TURN_ACTIONS, failed_call
 from agenther_dspy.schema import Trajectory
 
 AIRLINE_NOW = datetime(2024, 5, 15, 15, 0)  # tau-bench airline policy: "2024-05-15 15:00 EST"
 FREE_CANCEL_WINDOW = timedelta(hours=24)
+# The reasons travel insurance covers, as a user would give them.
+COVERED_REASON = re.compile(
+    r"\b(?:health|sick|ill(?:ness)?|medical|hospital\w*|doctor|injur\w+|surgery|weather"
+    r"|storm|hurricane|snow\w*|flood\w*)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,10 @@ class Breach:
 
 def breaches(trajectory: Trajectory) -> list[Breach]:
     """Every action of the run that its domain's rules forbid, in order."""
-    seen = _Seen(said=agent_words(trajectory))
+    user_said = " ".join(
+        s.observation for s in trajectory.steps if s.action_name in USER_TURN_ACTIONS
+    )
+    seen = _Seen(said=agent_words(trajectory), user_said=user_said)
     found: list[Breach] = []
     for number, step in enumerate(trajectory.steps, 1):
         if not is_call(step.action_name) or failed_call(step.observation):
@@ -73,6 +83,7 @@ class _Seen:
     """What the log has shown so far: the records a rule weighs an action against."""
 
     said: str  # everything the agent told the user
+    user_said: str = ""  # everything the user said
     reservations: dict[str, dict] = field(default_factory=dict)  # the last record of each
     user: dict = field(default_factory=dict)
     flight_status: dict[str, str] = field(default_factory=dict)
@@ -95,7 +106,7 @@ def _rules_broken(name: str, args: dict, answer: object, seen: _Seen) -> list[tu
     record = answer if isinstance(answer, dict) and "flights" in answer else before
     broken: list[tuple[str, ...]] = []
     call = f"{name}({args.get('reservation_id', '')})"
-    if name == "cancel_reservation" and (why := _cancel_breach(record, seen.flight_status)):
+    if name == "cancel_reservation" and (why := _cancel_breach(record, seen)):
         broken.append((call, why))
     if name == "update_reservation_flights" and _flights_of_basic_changed(before, args):
         broken.append((call, "changed the flights of a basic economy reservation"))
@@ -180,9 +191,10 @@ def _flights_of_basic_changed(before: dict, args: dict) -> bool:
     return bool(new) and new != old
 
 
-def _cancel_breach(record: dict, flight_status: dict[str, str]) -> str:
+def _cancel_breach(record: dict, seen: _Seen) -> str:
     """Why the airline policy forbids cancelling `record`, or "" when it allows it (or the
-    log does not show enough to tell)."""
+    log does not show enough to tell). Insurance is a ground only for a reason it covers
+    (health or weather), as the user gave it."""
     flights = [f for f in record.get("flights", []) if isinstance(f, dict)]
     dates = [d for f in flights if (d := _date(f.get("date")))]
     if not dates:
@@ -190,17 +202,19 @@ def _cancel_breach(record: dict, flight_status: dict[str, str]) -> str:
     if min(dates).date() <= AIRLINE_NOW.date():  # the log gives the day, not the hour
         return f"a flight of it was already flown or leaves today ({min(dates).date()})"
     created = _date(record.get("created_at"))
+    statuses = [seen.flight_status.get(str(f.get("flight_number")), "") for f in flights]
     grounds = [
         created is not None and AIRLINE_NOW - created <= FREE_CANCEL_WINDOW,
         record.get("cabin") == "business",
-        record.get("insurance") == "yes",
-        any("cancelled" in flight_status.get(str(f.get("flight_number")), "") for f in flights),
+        record.get("insurance") == "yes" and COVERED_REASON.search(seen.user_said) is not None,
+        any("cancelled" in status for status in statuses),
     ]
     if created is None or any(grounds):
         return ""
+    insured = "insured for health or weather only" if record.get("insurance") == "yes" else ""
     return (
-        f"{record.get('cabin', '?')} booking from {created.date()} without insurance: "
-        "no ground for a cancellation"
+        f"{record.get('cabin', '?')} booking from {created.date()} "
+        f"{insured or 'without insurance'}: no ground for a cancellation"
     )
 
 
