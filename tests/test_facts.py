@@ -186,3 +186,14 @@ def test_a_lookup_asks_for_a_field_only_when_every_value_of_it_was_told():
     assert reported_fields(call, told_one) == ["cabin"]
     told_both = told_one + " It continues on HAT194."
     assert reported_fields(call, told_both) == ["cabin", "flight number"]
+
+
+def test_a_search_that_listed_options_is_no_goal():
+    """The agent searched flights and listed what it found: a step toward a choice the user
+    never made, not an answer a request could ask for."""
+    run = labeled_run("tau2-grok-3-airline-task14-trial0-4f631c8b")
+    facts = run_facts(run)
+    searches = [c for c in facts.lookups if c.name == "search_onestop_flight"]
+    assert searches and all(c.options >= 1 for c in searches)
+    goals = candidate_goals(facts, agent_words(run))
+    assert not any(c.name.startswith("search_") for goal in goals for c in goal.calls)

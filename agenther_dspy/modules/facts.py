@@ -100,6 +100,7 @@ class ToolCall:
     # The arguments whose values the entity already had, by the last record of it the log
     # showed before the call: an update that "changes" the flights to the same flights.
     kept: frozenset[str] = frozenset()
+    options: int = 0  # how many results a search-like answer listed (a JSON list: 0 if not)
 
     @property
     def is_handoff(self) -> bool:
@@ -228,6 +229,7 @@ def run_facts(trajectory: Trajectory) -> RunFacts:
             returned=key_values(step.observation) if ok else {},
             error="" if ok else _clip(" ".join(step.observation.split()), 100),
             kept=_kept(step.action_input, records),
+            options=_options(step.observation) if ok else 0,
         )
         calls.append(call)
         if ok:
@@ -262,6 +264,15 @@ def run_facts(trajectory: Trajectory) -> RunFacts:
         failures=tuple(dict.fromkeys(failures))[:MAX_FAILURES],
         user_words="\n".join(w for w in user_words if w),
     )
+
+
+def _options(observation: str) -> int:
+    """How many results an answer lists: the length of a JSON list, else 0."""
+    try:
+        data = json.loads(observation)
+    except (ValueError, TypeError):
+        return 0
+    return len(data) if isinstance(data, list) else 0
 
 
 def _remember(observation: str, records: dict[str, dict]) -> None:
@@ -315,10 +326,11 @@ def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
 
     - all the successful state-changing calls on one entity (one reservation, one line);
     - all the successful state-changing calls together, when they touch several entities;
-    - each successful lookup that returned something the agent reported to the user (in
-      `reported`: what the agent said, and the final answer) beyond the user's own identity
-      and arguments (`reported_fields`), when nothing changed state. A lookup that
-      reported nothing new is no request: "look up my profile" asks for nothing.
+    - each successful lookup that returned a record, not a list of results (a search is a
+      step toward a choice, not an answer to ask for), and something the agent reported to
+      the user (in `reported`: what the agent said, and the final answer) beyond the user's
+      own identity and arguments (`reported_fields`), when nothing changed state. A lookup
+      that reported nothing new is no request: "look up my profile" asks for nothing.
     """
     goals: list[Goal] = []
     by_entity: dict[str, list[ToolCall]] = {}
@@ -331,7 +343,7 @@ def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
     if not goals:
         said = reported or facts.final_answer
         for call in facts.lookups:
-            if _requestable(call) and reported_fields(call, said):
+            if _requestable(call) and not call.options and reported_fields(call, said):
                 goals.append(Goal(_label([call], _entity(call)), (call,)))
     unique: dict[tuple[int, ...], Goal] = {}
     for goal in goals:
