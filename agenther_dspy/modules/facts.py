@@ -180,13 +180,20 @@ def is_call(name: str) -> bool:
     return name not in USER_TURN_ACTIONS and name.lower() not in NOT_CALLS
 
 
-def key_values(observation: str) -> dict[str, str]:
-    """The ids, amounts, dates and names a call returned: a handful, each short."""
-    text = observation.strip()
+def parse_json(text: str) -> object:
+    """A tool's answer as JSON, or None when it is plain text."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except (ValueError, TypeError):
-        data = None
+        return None
+
+
+def key_values(observation: str, data: object = None) -> dict[str, str]:
+    """The ids, amounts, dates and names a call returned: a handful, each short. `data` is
+    the answer already parsed (`parse_json`), when the caller has it."""
+    text = observation.strip()
+    if data is None:
+        data = parse_json(text)
     found: dict[str, str] = {}
     if isinstance(data, dict | list):
         _walk(data, found)
@@ -220,20 +227,21 @@ def run_facts(trajectory: Trajectory) -> RunFacts:
         if not is_call(step.action_name):
             continue
         ok = bool(step.observation.strip()) and not failed_call(step.observation)
+        data = parse_json(step.observation) if ok else None
         call = ToolCall(
             step=number,
             name=step.action_name,
             arguments=dict(step.action_input),
             succeeded=ok,
             changes_state=changes_state(step.action_name),
-            returned=key_values(step.observation) if ok else {},
+            returned=key_values(step.observation, data) if ok else {},
             error="" if ok else _clip(" ".join(step.observation.split()), 100),
             kept=_kept(step.action_input, records),
-            options=_options(step.observation) if ok else 0,
+            options=len(data) if isinstance(data, list) else 0,
         )
         calls.append(call)
-        if ok:
-            _remember(step.observation, records)
+        if isinstance(data, dict):
+            _remember(data, records)
         if not ok:
             failures.append(_clip(f"{call.describe()}: {call.error or 'no answer'}", 200))
         for key in USER_FIELDS:
@@ -266,25 +274,11 @@ def run_facts(trajectory: Trajectory) -> RunFacts:
     )
 
 
-def _options(observation: str) -> int:
-    """How many results an answer lists: the length of a JSON list, else 0."""
-    try:
-        data = json.loads(observation)
-    except (ValueError, TypeError):
-        return 0
-    return len(data) if isinstance(data, list) else 0
-
-
-def _remember(observation: str, records: dict[str, dict]) -> None:
+def _remember(data: dict, records: dict[str, dict]) -> None:
     """Keep a returned record under each of its top-level ids (reservation_id=...)."""
-    try:
-        data = json.loads(observation)
-    except (ValueError, TypeError):
-        return
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if key.endswith("_id") and key not in USER_FIELDS and isinstance(value, str | int):
-                records[f"{key}={value}"] = data
+    for key, value in data.items():
+        if key.endswith("_id") and key not in USER_FIELDS and isinstance(value, str | int):
+            records[f"{key}={value}"] = data
 
 
 def _kept(arguments: dict[str, Any], records: dict[str, dict]) -> frozenset[str]:
@@ -371,7 +365,7 @@ def reported_fields(call: ToolCall, said: str) -> list[str]:
         values.setdefault(re.sub(r"_\d+$", "", key), []).append(value)
     fields = []
     for base, found in values.items():
-        if base in IDENTITY_FIELDS or any(len(v) < 2 or _whole(v, given) for v in found):
+        if base in IDENTITY_FIELDS or any(len(v) < 2 or whole_word(v, given) for v in found):
             continue
         if all(_told(base, v, said) for v in found):  # every flight number, not one of four
             words = base.replace("_", " ")
@@ -382,7 +376,7 @@ def reported_fields(call: ToolCall, said: str) -> list[str]:
 def _told(field: str, value: str, said: str) -> bool:
     """Whether the agent told `value` of `field`. A plain word ("available", "silver") is
     only told where what it is is said too ("status", "member"): alone it is just a word."""
-    if not _whole(value, said):
+    if not whole_word(value, said):
         return False
     if re.fullmatch(r"[a-z][a-z ]*", value.lower()) and value.lower() == value:
         stem = field.split("_")[-1][:6]
@@ -390,9 +384,13 @@ def _told(field: str, value: str, said: str) -> bool:
     return True
 
 
-def _whole(value: str, text: str) -> bool:
-    pattern = rf"(?<![A-Za-z0-9_]){re.escape(value)}(?![A-Za-z0-9_])"
-    return re.search(pattern, text, re.IGNORECASE) is not None
+def word_pattern(value: str) -> str:
+    """A regex for `value` as a whole word: "DF89" does not match inside "DF89BM"."""
+    return rf"(?<![A-Za-z0-9_]){re.escape(value)}(?![A-Za-z0-9_])"
+
+
+def whole_word(value: str, text: str) -> bool:
+    return re.search(word_pattern(value), text, re.IGNORECASE) is not None
 
 
 def number_options(goals: list[Goal]) -> str:

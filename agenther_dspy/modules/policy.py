@@ -22,19 +22,20 @@ state-changing call's answer (and the lookups before it) carry the record it act
     may change first, its flights may not);
   - a certificate sent to a regular member with no business or insured booking in sight;
   - a certificate for a delayed flight when no reservation was changed or cancelled (the
-    policy compensates a delay only together with a change or cancellation).
+    policy compensates a delay only together with a change or cancellation);
+  - new flights that leave the reservation's origin, destination or trip type;
+  - new flights at fares the agent never quoted, when it quoted others.
 
 A rule only fires on what the log shows: a record it cannot read is no breach.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from agenther_dspy.modules.facts import agent_words, changes_state, is_call
+from agenther_dspy.modules.facts import agent_words, changes_state, is_call, parse_json
 from agenther_dspy.request_checks import USER_TURN_ACTIONS, failed_call
 from agenther_dspy.schema import Trajectory
 
@@ -66,12 +67,12 @@ def breaches(trajectory: Trajectory) -> list[Breach]:
     user_said = " ".join(
         s.observation for s in trajectory.steps if s.action_name in USER_TURN_ACTIONS
     )
-    seen = _Seen(said=agent_words(trajectory), user_said=user_said)
+    seen = _Seen(stated=_dollars(agent_words(trajectory)), user_said=user_said)
     found: list[Breach] = []
     for number, step in enumerate(trajectory.steps, 1):
         if not is_call(step.action_name) or failed_call(step.observation):
             continue
-        answer = _json(step.observation)
+        answer = parse_json(step.observation)
         for rule in _rules_broken(step.action_name, step.action_input, answer, seen):
             found.append(Breach(number, *rule))
         seen.add(step.action_name, step.action_input, answer, step.observation)
@@ -82,7 +83,7 @@ def breaches(trajectory: Trajectory) -> list[Breach]:
 class _Seen:
     """What the log has shown so far: the records a rule weighs an action against."""
 
-    said: str  # everything the agent told the user
+    stated: list[float]  # every dollar amount the agent told the user
     user_said: str = ""  # everything the user said
     reservations: dict[str, dict] = field(default_factory=dict)  # the last record of each
     user: dict = field(default_factory=dict)
@@ -129,14 +130,14 @@ def _rules_broken(name: str, args: dict, answer: object, seen: _Seen) -> list[tu
     if name == "update_reservation_flights" and (why := _route_changed(answer)):
         broken.append((call, why))
     if name == "update_reservation_flights" and (
-        fares := _misquoted_fares(answer, before, seen.said)
+        fares := _misquoted_fares(answer, before, seen.stated)
     ):
         broken.append(
             (call, f"the new flights cost {fares}, which the agent never quoted", "hallucination")
         )
-    unstated = _unstated_charges(answer, before, seen.said) if changes_state(name) else ""
+    unstated = _unstated_charges(answer, before, seen.stated) if changes_state(name) else ""
     if unstated:
-        misstated = "hallucination" if _dollars(seen.said) else "constraint_violation"
+        misstated = "hallucination" if seen.stated else "constraint_violation"
         broken.append((call, f"charged {unstated} without telling the user", misstated))
     return broken
 
@@ -161,10 +162,10 @@ def _route_changed(answer: object) -> str:
     return f"the new flights go {ends[0]}-{ends[1]}, not {origin}-{destination}"
 
 
-def _misquoted_fares(answer: object, before: dict, said: str) -> str:
-    """The new flights' fares, when the agent quoted prices but neither any of them nor
-    their sum: the user agreed to other numbers."""
-    if not isinstance(answer, dict) or not (stated := _dollars(said)):
+def _misquoted_fares(answer: object, before: dict, stated: list[float]) -> str:
+    """The new flights' fares, when the agent quoted prices (`stated`) but neither any of
+    them nor their sum: the user agreed to other numbers."""
+    if not isinstance(answer, dict) or not stated:
         return ""
     old = {f.get("flight_number") for f in before.get("flights", []) if isinstance(f, dict)}
     new = [
@@ -222,7 +223,7 @@ def _covered(record: dict) -> bool:
     return record.get("cabin") == "business" or record.get("insurance") == "yes"
 
 
-def _unstated_charges(answer: object, before: dict, said: str) -> str:
+def _unstated_charges(answer: object, before: dict, stated: list[float]) -> str:
     """The new charges in `answer`'s payment history that the agent never stated, as text."""
     history = answer.get("payment_history") if isinstance(answer, dict) else None
     if not isinstance(history, list):
@@ -232,7 +233,6 @@ def _unstated_charges(answer: object, before: dict, said: str) -> str:
     amounts = [a for p in new if isinstance(a := p.get("amount"), int | float) and a > 0]
     if not amounts:
         return ""
-    stated = _dollars(said)
     if any(_same(a, s) for a in [*amounts, sum(amounts)] for s in stated):
         return ""
     return " and ".join(f"${a:g}" for a in amounts)
@@ -254,13 +254,6 @@ def _dollars(text: str) -> list[float]:
 
 def _same(a: float, b: float) -> bool:
     return abs(a - b) < 0.01
-
-
-def _json(text: str) -> object:
-    try:
-        return json.loads(text)
-    except (ValueError, TypeError):
-        return None
 
 
 def _date(value: object) -> datetime | None:

@@ -31,6 +31,8 @@ from agenther_dspy.modules.facts import (
     number_options,
     reported_fields,
     run_facts,
+    whole_word,
+    word_pattern,
 )
 from agenther_dspy.modules.stages import ANSWER_ERRORS
 from agenther_dspy.request_checks import RunEvidence, check_request
@@ -210,22 +212,25 @@ def request_problems(
         problems.append(f"pasted: {pasted.group(0)!r} is the input's text; write a message.")
     known = facts_text(facts)
     ids = [value for kind, value in tx.specifics(request) if kind == "id"]
-    unknown = [i for i in ids if not _whole(i, known)]
+    unknown = [i for i in ids if not whole_word(i, known)]
     if unknown:
         problems.append(
             f"unknown_id: {', '.join(unknown[:4])} is not an id the run used or returned, "
             "whole; copy ids exactly."
         )
     who = [v for k, v in facts.user.items() if k in ("user_id", "customer_id", "account_id")]
-    if who and not any(_whole(v, request) for v in facts.user.values()):
+    if who and not any(whole_word(v, request) for v in facts.user.values()):
         problems.append(f"no_user: say who you are ({who[0]}).")
-    missing = [v for v in (_entity_value(c) for c in goal.calls) if v and not _whole(v, request)]
+    entities = (_entity_value(c) for c in goal.calls)
+    missing = [v for v in entities if v and not whole_word(v, request)]
     if missing:
         problems.append(f"missing: name {', '.join(dict.fromkeys(missing))} in the message.")
     asked_failed = [
         value
         for call in facts.failed_calls
-        if (value := _entity_value(call)) and _whole(value, request) and not _whole(value, known)
+        if (value := _entity_value(call))
+        and whole_word(value, request)
+        and not whole_word(value, known)
     ]
     if asked_failed or (any(c.is_handoff for c in facts.calls) and HANDOFF_WORDS.search(request)):
         problems.append(
@@ -249,9 +254,14 @@ def who_text(facts: RunFacts) -> str:
     """How the user introduces themselves: "Aarav Ahmed, user id aarav_ahmed_6699". One
     identifier is enough, the account's first (`USER_FIELDS` order): an email or phone the
     user typed may not be the one on file."""
-    name = facts.user.get("name", "")
-    ids = [f"{k.replace('_', ' ')} {facts.user[k]}" for k in USER_FIELDS if k in facts.user][:1]
+    name, key = facts.user.get("name", ""), _identifier(facts)
+    ids = [f"{key.replace('_', ' ')} {facts.user[key]}"] if key else []
     return ", ".join([name, *ids] if name else ids)
+
+
+def _identifier(facts: RunFacts) -> str:
+    """The user field that identifies the user, the account's first: "" when none."""
+    return next((k for k in USER_FIELDS if k in facts.user), "")
 
 
 def action_phrase(call: ToolCall, said: str = "") -> str:
@@ -268,12 +278,8 @@ def action_phrase(call: ToolCall, said: str = "") -> str:
 
 
 def _phrase(call: ToolCall) -> str:
-    kept = [
-        KEPT_TEMPLATES[(call.name, a)]
-        for a in sorted(call.kept)
-        if (call.name, a) in KEPT_TEMPLATES
-    ]
-    if template := (kept[0] if kept else TEMPLATES.get(call.name)):
+    kept = (KEPT_TEMPLATES.get((call.name, a)) for a in sorted(call.kept))
+    if template := next((t for t in kept if t), TEMPLATES.get(call.name)):
         values = {
             k: VALUE_WORDS.get(_plain(v), _plain(v).replace("_", " "))
             if k in WORDY_ARGUMENTS
@@ -318,7 +324,7 @@ def grouped_phrases(calls: tuple[ToolCall, ...], said: str = "") -> list[str]:
     groups: dict[str, list[str]] = {}
     for call in calls:
         phrase, value = action_phrase(call, said), _entity_value(call)
-        pattern = rf"(?<![A-Za-z0-9_]){re.escape(value)}(?![A-Za-z0-9_])"
+        pattern = word_pattern(value)
         if value and call.changes_state and len(re.findall(pattern, phrase)) == 1:
             groups.setdefault(re.sub(pattern, HOLE, phrase), []).append(value)
         else:
@@ -341,7 +347,7 @@ def template_request(facts: RunFacts, goal: Goal, said: str = "") -> str:
     if not who:
         return f"Could you please {asked}?"
     if "name" not in facts.user:  # "My user id is james_taylor_7043.", not "I'm user id ..."
-        key = next(k for k in USER_FIELDS if k in facts.user)
+        key = _identifier(facts)
         return f"My {key.replace('_', ' ')} is {facts.user[key]}. Please {asked}."
     return f"I'm {who}. Please {asked}."
 
@@ -373,8 +379,3 @@ def _plain(value: object) -> str:
         items = [_plain(v) for v in value]
         return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"
     return str(value)
-
-
-def _whole(value: str, text: str) -> bool:
-    pattern = rf"(?<![A-Za-z0-9_]){re.escape(value)}(?![A-Za-z0-9_])"
-    return re.search(pattern, text, re.IGNORECASE) is not None
