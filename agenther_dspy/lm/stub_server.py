@@ -85,9 +85,8 @@ class StubServer:
     ) -> None:
         self.p_true = p_true
         self.latency = latency
-        self.error_rate = error_rate
-        self.rate_limit_rate = rate_limit_rate
-        self.malformed_rate = malformed_rate
+        # Each answer draws at most one fault, with these probabilities.
+        self.faults = {"429": rate_limit_rate, "500": error_rate, "malformed": malformed_rate}
         self.responder = responder
         self._slots = threading.BoundedSemaphore(slots)
         self._rng = random.Random(seed)
@@ -113,14 +112,10 @@ class StubServer:
     def _fault(self) -> str | None:
         with self._lock:
             roll = self._rng.random()
-        if roll < self.rate_limit_rate:
-            return "429"
-        roll -= self.rate_limit_rate
-        if roll < self.error_rate:
-            return "500"
-        roll -= self.error_rate
-        if roll < self.malformed_rate:
-            return "malformed"
+        for fault, rate in self.faults.items():
+            if roll < rate:
+                return fault
+            roll -= rate
         return None
 
     def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -20,12 +20,8 @@ from agenther_dspy.optimizers.registry import (
 from agenther_dspy.schema import Trajectory
 
 
-@register
+@register("labeled", budget=2, means="demos per stage, built from the gold labels (no LM calls)")
 class Labeled(Optimizer):
-    name = "labeled"
-    budget_means = "demos per stage, built from the gold labels (no LM calls)"
-    default_budget = 2
-
     def expected_calls(self, budget, program, n_train, n_dev) -> tuple[int, str]:
         return 0, "demos are copied from gold labels"
 
@@ -33,15 +29,13 @@ class Labeled(Optimizer):
         return compile_with_gold_demos(program, job.trainset, job.budget, job.seed)
 
 
-@register
+@register(
+    "labeled-search",
+    budget=3,
+    means="candidate gold-demo sets (judge only, or every stage), each scored on dev with and"
+    " without the single-judge fallback; the best, uncompiled included, wins",
+)
 class LabeledSearch(Optimizer):
-    name = "labeled-search"
-    budget_means = (
-        "candidate gold-demo sets (judge only, or every stage), each scored on dev with and"
-        " without the single-judge fallback; the best, uncompiled included, wins"
-    )
-    default_budget = 3
-
     def expected_calls(self, budget, program, n_train, n_dev) -> tuple[int, str]:
         c = calls_per_run(program)
         how = f"({budget} candidates + the uncompiled program) × {n_dev} dev × {c}"

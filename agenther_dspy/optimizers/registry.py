@@ -3,8 +3,8 @@
 Every optimizer is bounded by one number, `budget`, whose meaning depends on the optimizer
 (demos, candidates, trials, steps or metric calls); `expected_calls` turns it into the
 number of LM calls it should cost, so the cost is known before anything runs. A new
-optimizer is a subclass of `Optimizer` decorated with `@register`, in a module that
-`optimizers/compile.py` imports.
+optimizer is a subclass of `Optimizer` decorated with `@register(name, ...)`, in a module
+that `optimizers/compile.py` imports.
 """
 
 from __future__ import annotations
@@ -62,9 +62,16 @@ class Optimizer(ABC):
 OPTIMIZERS: dict[str, Optimizer] = {}
 
 
-def register(cls: type[Optimizer]) -> type[Optimizer]:
-    OPTIMIZERS[cls.name] = cls()
-    return cls
+def register(name: str, *, budget: int, means: str) -> Callable[[type[Optimizer]], type[Optimizer]]:
+    """A class decorator that names an optimizer, gives its default budget and what one
+    unit of it buys, and puts it in `OPTIMIZERS`."""
+
+    def add(cls: type[Optimizer]) -> type[Optimizer]:
+        cls.name, cls.default_budget, cls.budget_means = name, budget, means
+        OPTIMIZERS[name] = cls()
+        return cls
+
+    return add
 
 
 def calls_per_run(program: HindsightRelabeler) -> int:

@@ -16,34 +16,29 @@ from agenther_dspy.optimizers.registry import CompileJob, Optimizer, calls_per_r
 DEMO_THRESHOLD = 0.8
 
 
-@register
-class Bootstrap(Optimizer):
-    name = "bootstrap"
-    budget_means = "bootstrapped demos per stage (BootstrapFewShot)"
-    default_budget = 2
+def demo_rule(job: CompileJob) -> dict:
+    """How the bootstrapping optimizers keep demos: scored by the job's metric, only traces
+    that reached `DEMO_THRESHOLD`, and never a raw labeled example (its fields are not the
+    stages' fields)."""
+    return {"metric": job.metric, "metric_threshold": DEMO_THRESHOLD, "max_labeled_demos": 0}
 
+
+@register("bootstrap", budget=2, means="bootstrapped demos per stage (BootstrapFewShot)")
+class Bootstrap(Optimizer):
     def expected_calls(self, budget, program, n_train, n_dev) -> tuple[int, str]:
         c = calls_per_run(program)
         return n_train * c, f"at most {n_train} train runs × {c} calls"
 
     def compile(self, program: HindsightRelabeler, job: CompileJob) -> HindsightRelabeler:
         teleprompter = dspy.BootstrapFewShot(
-            metric=job.metric,
-            metric_threshold=DEMO_THRESHOLD,
-            max_bootstrapped_demos=job.budget,
-            max_labeled_demos=0,
-            max_rounds=1,
+            **demo_rule(job), max_bootstrapped_demos=job.budget, max_rounds=1
         )
         compiled = teleprompter.compile(program, trainset=shorter_half(job.trainset, job.seed))
         return keep_valid_relabel_demos(compiled)
 
 
-@register
+@register("random-search", budget=3, means="candidate programs (BootstrapFewShotWithRandomSearch)")
 class RandomSearch(Optimizer):
-    name = "random-search"
-    budget_means = "candidate programs (BootstrapFewShotWithRandomSearch)"
-    default_budget = 3
-
     def expected_calls(self, budget, program, n_train, n_dev) -> tuple[int, str]:
         c = calls_per_run(program)
         how = f"({budget} candidates + 3 baselines) × ({n_train} train + {n_dev} dev) × {c}"
@@ -51,10 +46,8 @@ class RandomSearch(Optimizer):
 
     def compile(self, program: HindsightRelabeler, job: CompileJob) -> HindsightRelabeler:
         teleprompter = dspy.BootstrapFewShotWithRandomSearch(
-            metric=job.metric,
-            metric_threshold=DEMO_THRESHOLD,
+            **demo_rule(job),
             max_bootstrapped_demos=2,
-            max_labeled_demos=0,
             num_candidate_programs=job.budget,
             num_threads=job.threads,
         )
@@ -62,12 +55,8 @@ class RandomSearch(Optimizer):
         return teleprompter.compile(program, trainset=job.trainset, valset=job.devset)
 
 
-@register
+@register("mipro", budget=6, means="search trials (MIPROv2, light-sized: 3 instruction candidates)")
 class Mipro(Optimizer):
-    name = "mipro"
-    budget_means = "search trials (MIPROv2, light-sized: 3 instruction candidates)"
-    default_budget = 6
-
     def expected_calls(self, budget, program, n_train, n_dev) -> tuple[int, str]:
         c = calls_per_run(program)
         minibatch = min(35, n_dev)
@@ -81,15 +70,13 @@ class Mipro(Optimizer):
 
     def compile(self, program: HindsightRelabeler, job: CompileJob) -> HindsightRelabeler:
         teleprompter = dspy.MIPROv2(
-            metric=job.metric,
+            **demo_rule(job),
             prompt_model=job.prompt_lm,
             auto=None,
             num_candidates=3,
             max_bootstrapped_demos=1,
-            max_labeled_demos=0,
             num_threads=job.threads,
             seed=job.seed,
-            metric_threshold=DEMO_THRESHOLD,
             verbose=False,
         )
         return teleprompter.compile(
@@ -102,12 +89,8 @@ class Mipro(Optimizer):
         )
 
 
-@register
+@register("simba", budget=2, means="optimization steps (SIMBA, 3 candidates, mini-batches of ≤ 8)")
 class Simba(Optimizer):
-    name = "simba"
-    budget_means = "optimization steps (SIMBA, 3 candidates, mini-batches of ≤ 8)"
-    default_budget = 2
-
     def expected_calls(self, budget, program, n_train, n_dev) -> tuple[int, str]:
         c = calls_per_run(program)
         batch = min(8, n_train)
@@ -131,11 +114,8 @@ class Simba(Optimizer):
         return teleprompter.compile(program, trainset=job.trainset, seed=job.seed)
 
 
-@register
+@register("gepa", budget=40, means="metric calls (GEPA; needs --reflection-model)")
 class Gepa(Optimizer):
-    name = "gepa"
-    budget_means = "metric calls (GEPA; needs --reflection-model)"
-    default_budget = 40
     needs_reflection_lm = True
 
     def expected_calls(self, budget, program, n_train, n_dev) -> tuple[int, str]:

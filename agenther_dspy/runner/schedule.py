@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dspy
 
@@ -55,6 +55,10 @@ class BatchSummary:
     interrupted: bool = False
     abandoned: int = 0  # in flight when a second interrupt stopped the wait
     seconds: float = 0.0
+    # The fields reported to MLflow under their own names (see `metrics`).
+    COUNTED: ClassVar[tuple[str, ...]] = (
+        "rows_written", "rows_total", "lm_calls", "prompt_tokens", "completion_tokens", "seconds"
+    )  # fmt: skip
 
     @property
     def all_counts(self) -> Counter:
@@ -76,15 +80,10 @@ class BatchSummary:
     def metrics(self) -> dict[str, float]:
         """This run's figures for MLflow; a resumed batch also reports what was done earlier."""
         metrics: dict[str, float] = {s: float(self.all_counts.get(s, 0)) for s in STATUSES}
+        metrics.update({name: float(getattr(self, name)) for name in self.COUNTED})
         metrics.update(
             records=self.total,
             processed_this_run=self.processed,
-            rows_written=self.rows_written,
-            rows_total=self.rows_total,
-            lm_calls=self.lm_calls,
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            seconds=self.seconds,
             interrupted=float(self.interrupted),
         )
         return metrics
