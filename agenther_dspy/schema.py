@@ -97,6 +97,9 @@ class FailureAnalysis(BaseModel):
     severity_weight: float = Field(ge=0.0, le=1.0)
     recoverable: bool
     explanation: str = ""
+    # The LM's own probability that the run is recoverable (`modules.calibration`), when it
+    # returned log probabilities; None for rules and for the written answer alone.
+    recoverable_p: float | None = Field(default=None, ge=0.0, le=1.0)
 
     _clamp = field_validator("severity_weight", mode="before")(lambda v: _unit(v))
 

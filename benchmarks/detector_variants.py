@@ -6,7 +6,10 @@ hybrid (`HybridFailureDetector`: `clear_cut` rules, the LM for the rest). The hy
 answers are the LM detector's own, so the LM runs once per run. Reported against the gold
 labels: failure-type accuracy, and precision and recall of `recoverable` (the gate that
 lets a run through to relabeling), with how many runs the clear-cut rules settled and how
-often they were right.
+often they were right. For the LM's `recoverable`, also the AUROC against the annotation of
+its written answer (1 or 0: its balanced accuracy) and of its P(true) where it wrote the
+answer (`modules.calibration`), on every run and on the runs the clear-cut rules leave to
+the LM.
 
     python benchmarks/detector_variants.py [--split dev] [--model local] [--out FILE]
 
@@ -51,6 +54,33 @@ def scores(rows: list[dict], variant: str) -> dict:
         "let_through": len(passed),
         "recoverable_precision": round(hits / len(passed), 3) if passed else None,
         "recoverable_recall": round(hits / len(positives), 3) if positives else None,
+    }
+
+
+def auroc(positives: list[float], negatives: list[float]) -> float | None:
+    """The chance a random recoverable run outscores a random other one (ties count half)."""
+    if not positives or not negatives:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return round(wins / (len(positives) * len(negatives)), 3)
+
+
+def recoverable_auroc(rows: list[dict]) -> dict:
+    """The LM's `recoverable` scored as written and as P(true), on the runs that have both."""
+    kept = [r for r in rows if r["lm"].get("recoverable_p") is not None]
+    scored = {
+        "written": [float(r["lm"]["recoverable"]) for r in kept],
+        "p_true": [r["lm"]["recoverable_p"] for r in kept],
+    }
+    gold = [r["gold_recoverable"] for r in kept]
+
+    def split(values: list[float], kind: bool) -> list[float]:
+        return [s for s, g in zip(values, gold, strict=True) if g is kind]
+
+    return {
+        "runs": len(kept),
+        "recoverable": sum(gold),
+        **{name: auroc(split(v, True), split(v, False)) for name, v in scored.items()},
     }
 
 
@@ -102,6 +132,10 @@ def main() -> None:
             ),
         },
         **{variant: scores(rows, variant) for variant in ("rules", "lm", "hybrid")},
+        "lm_recoverable_auroc": {
+            "all": recoverable_auroc(rows),
+            "left_to_lm": recoverable_auroc([r for r in rows if not r["clear_cut"]]),
+        },
     }
     print(json.dumps(report, indent=2))
     if args.out:

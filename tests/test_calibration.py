@@ -12,7 +12,17 @@ from dspy.utils import DummyLM
 from agenther_dspy.lm.factory import build_lm
 from agenther_dspy.lm.stub_server import StubServer
 from agenther_dspy.modules.calibration import p_true
+from agenther_dspy.modules.detector import LMFailureDetector
 from agenther_dspy.modules.relabel import RelabelAndVerify
+from agenther_dspy.schema import Trajectory
+
+RUN = Trajectory(
+    trajectory_id="t1",
+    original_prompt="Cancel my reservation",
+    steps=[{"action_name": "get_user_details", "observation": "membership: gold"}],
+    final_answer="You are a gold member.",
+    failure_reason="nothing was cancelled",
+)
 
 
 def _token(text: str, top: dict[str, float] | None = None) -> dict:
@@ -54,6 +64,23 @@ def test_an_openai_compatible_server_gives_the_judge_its_probability(monkeypatch
         assert server.requests[-1]["logprobs"] is True
     assert verdict.is_valid and verdict.confidence_source == "p_true"
     assert verdict.confidence == pytest.approx(0.2)  # not the 0.9 the stub wrote
+
+
+def test_the_lm_detector_reads_its_probability_of_recoverable(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "stub-key")
+    with StubServer(p_true=0.3) as server:
+        lm = build_lm("openai/stub", base_url=server.base_url, cache=False)
+        with dspy.context(lm=lm):
+            analysis = LMFailureDetector()(trajectory=RUN, rendered="the run").analysis
+        assert server.requests[-1]["logprobs"] is True
+    assert analysis.recoverable and analysis.recoverable_p == pytest.approx(0.3)
+
+
+def test_without_log_probabilities_the_detector_has_no_probability():
+    answer = {"failure_type": "incomplete", "severity_weight": 0.5, "recoverable": True}
+    with dspy.context(lm=DummyLM([answer])):
+        analysis = LMFailureDetector()(trajectory=RUN, rendered="the run").analysis
+    assert analysis.recoverable and analysis.recoverable_p is None
 
 
 def test_without_log_probabilities_the_judge_keeps_its_written_number():

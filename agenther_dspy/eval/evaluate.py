@@ -44,6 +44,7 @@ class EvalRow:
     # The annotation and every attempt with its verdicts, for `agenther-dspy review`.
     gold: dict[str, Any] = field(default_factory=dict)
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    recoverable_p: float | None = None  # the LM detector's P(recoverable), when it had one
 
 
 @dataclass
@@ -81,6 +82,7 @@ def _evaluate_one(
         stage=run.stage,
         reason=run.reason,
         failure_type=analysis.failure_type if analysis else None,
+        recoverable_p=analysis.recoverable_p if analysis else None,
         hindsight_prompt=relabel.hindsight_prompt if relabel else "",
         confidence=run.confidence,
         score=float(result.score),

@@ -11,6 +11,7 @@ import re
 import dspy
 from dspy.utils.exceptions import ContextWindowExceededError
 
+from agenther_dspy.modules.calibration import LOGPROBS_CONFIG, p_true
 from agenther_dspy.modules.facts import run_facts
 from agenther_dspy.modules.policy import breaches
 from agenther_dspy.modules.stages import ANSWER_ERRORS
@@ -148,11 +149,13 @@ class LMFailureDetector(dspy.Module):
             trajectory=rendered,
             original_prompt=trajectory.original_prompt,
             failure_reason=trajectory.failure_reason or "(not given)",
+            config=LOGPROBS_CONFIG,
         )
         analysis = FailureAnalysis(
             failure_type=out.failure_type,
             severity_weight=out.severity_weight,
             recoverable=out.recoverable,
+            recoverable_p=p_true(getattr(out, "logprobs", None), "recoverable"),
         )
         return dspy.Prediction(analysis=analysis)
 

@@ -36,6 +36,7 @@ class TrajectoryResult:
     single_judge: bool = False
     severity_weight: float | None = None
     failure_type: str | None = None
+    recoverable_p: float | None = None  # the LM detector's P(recoverable), when it had one
     attempts: int = 0
     # The accepted request, or the best rejected one; and every attempt with its verdicts,
     # so a batch can be reviewed from its results file alone (`agenther-dspy review`).
@@ -88,6 +89,7 @@ def process_record(
         single_judge=run.single_judge,
         severity_weight=analysis.severity_weight if analysis is not None else None,
         failure_type=analysis.failure_type if analysis is not None else None,
+        recoverable_p=analysis.recoverable_p if analysis is not None else None,
         attempts=run.attempts,
         hindsight_prompt=relabel.hindsight_prompt if relabel is not None else "",
         attempt_log=list(getattr(run.prediction, "attempts", None) or []),
