@@ -98,14 +98,19 @@ class RunEvidence:
     returned: str  # what tools and the final answer returned
     succeeded: str = ""  # everything but the steps whose tool call failed
     goal: str = ""  # the original prompt: the user knew the places and names it mentions
+    # The lines of the multi-line values the agent passed to its tools (code, patches, file
+    # contents): what it wrote, which no user would dictate in a request.
+    written: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, trajectory: Trajectory) -> RunEvidence:
         inputs, user, returned = [], [], [trajectory.final_answer]
         succeeded = [trajectory.final_answer]
+        written: list[str] = []
         for step in trajectory.steps:
             step_input = json.dumps(step.action_input, ensure_ascii=False)
             inputs.append(step_input)
+            written += _written_lines(step.action_input.values())
             if step.action_name in USER_TURN_ACTIONS:
                 user.append(step.observation)
                 succeeded += [step_input, step.observation]
@@ -124,7 +129,39 @@ class RunEvidence:
             returned=returned_text,
             succeeded="\n".join([*succeeded, *user[:-1]]),
             goal=trajectory.original_prompt,
+            written=tuple(dict.fromkeys(written)),
         )
+
+
+MIN_WRITTEN_LINE = 15  # shorter lines ("return x", "}") are too common to say it pasted
+
+
+def _written_lines(values: Iterable[object]) -> list[str]:
+    lines = []
+    for value in values:
+        if isinstance(value, str) and "\n" in value.strip():
+            lines += [" ".join(line.split()) for line in value.splitlines()]
+    return [line for line in lines if len(line) >= MIN_WRITTEN_LINE]
+
+
+def _pasted(text: str, evidence: RunEvidence) -> str:
+    """A line of what the agent wrote (`RunEvidence.written`) that `text` repeats."""
+    return next((line for line in evidence.written if line in text), "")
+
+
+_LAST_WORD = re.compile(r"([A-Za-z0-9]+)$")
+
+
+def _cut_word(text: str, evidence: RunEvidence) -> str:
+    """The last word of `text` when it is the start of a longer word of the run and no word
+    of the run itself: a message that stops mid-word ("... and G" for "Gion")."""
+    if not (match := _LAST_WORD.search(text)):
+        return ""
+    word = re.escape(match.group(1))
+    edge = r"(?<![A-Za-z0-9])"
+    if re.search(rf"{edge}{word}(?![A-Za-z0-9])", evidence.shown, re.IGNORECASE):
+        return ""
+    return match.group(1) if re.search(rf"{edge}{word}[A-Za-z0-9]", evidence.shown, re.I) else ""
 
 
 _FAILURE = re.compile(
@@ -320,6 +357,15 @@ def check_request(
                 f"it copies the instructions ({' '.join(sorted(copied)[0])!r}); "
                 "write the user's request, not the rules for writing one.",
             )
+
+    if pasted := _pasted(text, evidence):
+        add(
+            "pasted_code",
+            f"it pastes what the agent wrote ({pasted[:40]!r}); say in words what to write "
+            "or change.",
+        )
+    if cut := _cut_word(text, evidence):
+        add("cut_off", f"it stops mid-word ({cut!r}); end it where a sentence ends.")
 
     shown_numbers, known_numbers = _numbers(evidence.shown), _numbers(evidence.known)
     shown_ids = _ids_in(evidence.shown)

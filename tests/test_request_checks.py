@@ -98,3 +98,37 @@ def test_a_program_field_or_an_instruction_copied_is_instruction_text():
 def test_an_action_request_may_name_a_value_the_run_returned():
     request = "I'm aarav_garcia_1177. Move reservation M05KNL to HAT110 for the $290 fare."
     assert check_request(request, RUN) == []
+
+
+CODE_RUN = Trajectory.model_validate(
+    {
+        "trajectory_id": "coding-1",
+        "original_prompt": "Cache get_user in services/users.py.",
+        "steps": [
+            {
+                "action_name": "edit_file",
+                "action_input": {
+                    "path": "services/users.py",
+                    "patch": "+from cachetools import TTLCache, cached\n"
+                    "+_user_cache = TTLCache(maxsize=1024, ttl=300)\n",
+                },
+                "observation": "Patched services/users.py (+2 -0)",
+            }
+        ],
+        "final_answer": "get_user in services/users.py is now cached for 300 seconds.",
+        "failure_reason": "tests were not run",
+    }
+)
+
+
+def test_a_request_that_pastes_the_agents_code_is_refused():
+    pasted = "Please edit services/users.py, patch +from cachetools import TTLCache, cached"
+    assert "pasted_code" in {p.check for p in check_request(pasted, CODE_RUN)}
+    said = "Please cache get_user in services/users.py with a TTLCache for 300 seconds."
+    assert check_request(said, CODE_RUN) == []
+
+
+def test_a_request_that_stops_mid_word_is_cut_off():
+    cut = "Please cache get_user in services/users.py for 300 sec"
+    assert "cut_off" in {p.check for p in check_request(cut, CODE_RUN)}
+    assert "cut_off" not in {p.check for p in check_request(cut + "onds", CODE_RUN)}
