@@ -10,7 +10,9 @@ from agenther_dspy.modules.facts import (
     agent_words,
     candidate_goals,
     changes_state,
+    reported_fields,
     run_facts,
+    spoke_of,
 )
 from agenther_dspy.request_checks import failed_call
 from agenther_dspy.schema import Trajectory
@@ -50,6 +52,10 @@ def tau2_airline():
         ("subscription_change", True),  # a noun, then the verb
         ("sheets.write_formula", True),
         ("list_open_orders", False),  # a verb of looking leads: "open" is an adjective here
+        ("order_lookup", False),  # a lookup of an order, not an order
+        ("refund_policy", False),  # it reads a policy
+        ("get_order_status", False),
+        ("issue_store_credit", True),
     ],
 )
 def test_state_changing_calls_are_told_from_lookups_by_name(name, acts):
@@ -148,6 +154,20 @@ def test_a_lookup_is_a_goal_only_when_it_told_the_user_something_new():
     )
     facts = run_facts(run)
     assert facts.lookups and candidate_goals(facts, agent_words(run)) == []
+
+
+def test_a_lookup_is_a_goal_only_when_the_user_spoke_of_what_it_told():
+    """The agent read Noah Muller's profile and told him his membership on the way to a
+    delay claim he never got: he came about a flight, and "tell me my membership" is no
+    goal of his."""
+    run = labeled_run("taubench-gpt-4o-airline-task45-trial1")
+    facts = run_facts(run)
+    assert reported_fields(facts.lookups[0], agent_words(run)) == ["membership"]
+    assert not spoke_of("membership", facts.user_words)
+    assert candidate_goals(facts, agent_words(run)) == []
+    assert spoke_of("membership", "I'm sure I'm a Gold member.")
+    assert spoke_of("flight number", "What are my flight numbers?")
+    assert not spoke_of("flight number", "My flight was delayed; what number do I call?")
 
 
 def test_the_user_id_said_in_any_case_is_who_the_user_is():

@@ -183,7 +183,7 @@ def test_a_lookup_draft_asks_for_what_the_agent_reported():
     run = labeled_run("tau2-grok-3-airline-task3-trial0-c594c77e")  # membership told, then transfer
     facts = run_facts(run)
     goal = candidate_goals(facts, agent_words(run))[0]
-    request = template_request(facts, goal, agent_words(run))
+    request = template_request(facts, goal)
     assert request == (
         "I'm Anya Garcia, user id anya_garcia_5901. Please look up my profile and tell me the "
         "membership."
@@ -221,9 +221,9 @@ def test_the_same_action_on_several_entities_is_said_once():
     facts = run_facts(run)
     goal = candidate_goals(facts, agent_words(run))[-1]
     assert all(call.kept == {"flights"} for call in goal.calls)
-    assert template_request(facts, goal, agent_words(run)) == (
+    assert template_request(facts, goal) == (
         "I'm Omar Davis, user id omar_davis_3817. Please change reservations JG7FMM, 2FBBAH, "
         "X7BYG1, EQ1G6C and BOH180 to economy, keeping their flights, paying any difference "
         "with credit_card_2929732."
     )
-    assert request_problems(template_request(facts, goal, agent_words(run)), run, facts, goal) == []
+    assert request_problems(template_request(facts, goal), run, facts, goal) == []

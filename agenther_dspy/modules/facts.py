@@ -39,11 +39,17 @@ STATE_VERBS = frozenset(
     move send create make set enable disable toggle turn reset refuel renew exchange return
     replace pay charge purchase buy order reserve schedule submit apply register suspend
     resume activate deactivate write save upload install deploy restart open close merge
-    rename edit post grant revoke assign""".split()
+    rename edit post grant revoke assign issue""".split()
 )
 LOOKUP_VERBS = frozenset(
     """get search list find check read fetch query lookup look view show calculate compute
     count describe inspect verify validate browse retrieve""".split()
+)
+# Nouns that name information, not an act: a name that ends in one reads something
+# (refund_policy, order_status, account_balance), whatever verb-like word leads it.
+INFO_NOUNS = frozenset(
+    """policy policies status info information details balance history report summary
+    availability quote quotes rates options eligibility""".split()
 )
 NOT_CALLS = frozenset({"think", "final_answer", "assistant"})
 HANDOFF_PREFIX = "transfer"
@@ -169,11 +175,15 @@ class RunFacts:
 
 
 def changes_state(name: str) -> bool:
-    """Whether a tool's name says it acts (cancel_reservation) rather than looks (get_...)."""
+    """Whether a tool's name says it acts (cancel_reservation, subscription_change) rather
+    than looks: a verb of looking anywhere (get_user, order_lookup), or a name that ends in
+    what it reads (refund_policy), never acts."""
     words = name_words(name)
-    if not words or name.lower().startswith(HANDOFF_PREFIX) or words[0] in LOOKUP_VERBS:
+    if not words or name.lower().startswith(HANDOFF_PREFIX) or words[-1] in INFO_NOUNS:
         return False
-    return words[0] in STATE_VERBS or any(w in STATE_VERBS for w in words[1:])
+    if any(w in LOOKUP_VERBS for w in words):
+        return False
+    return any(w in STATE_VERBS for w in words)
 
 
 def is_call(name: str) -> bool:
@@ -313,6 +323,7 @@ class Goal:
 
     label: str
     calls: tuple[ToolCall, ...]
+    asks: tuple[str, ...] = ()  # a lookup's fields to be told, in words ("membership")
 
 
 def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
@@ -323,8 +334,11 @@ def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
     - each successful lookup that returned a record, not a list of results (a search is a
       step toward a choice, not an answer to ask for), and something the agent reported to
       the user (in `reported`: what the agent said, and the final answer) beyond the user's
-      own identity and arguments (`reported_fields`), when nothing changed state. A lookup
-      that reported nothing new is no request: "look up my profile" asks for nothing.
+      own identity and arguments (`reported_fields`), that the user spoke of
+      (`spoke_of`), when nothing changed state. A lookup that reported nothing new is no
+      request: "look up my profile" asks for nothing. Nor is one the user never spoke of:
+      an agent reads the profile first in nearly every run, and "tell me my membership" is
+      no goal of a user who came about a delayed flight.
     """
     goals: list[Goal] = []
     by_entity: dict[str, list[ToolCall]] = {}
@@ -337,8 +351,11 @@ def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
     if not goals:
         said = reported or facts.final_answer
         for call in facts.lookups:
-            if _requestable(call) and not call.options and reported_fields(call, said):
-                goals.append(Goal(_label([call], _entity(call)), (call,)))
+            if not _requestable(call) or call.options:
+                continue
+            asks = [f for f in reported_fields(call, said) if spoke_of(f, facts.user_words)]
+            if asks:
+                goals.append(Goal(_label([call], _entity(call)), (call,), tuple(asks)))
     unique: dict[tuple[int, ...], Goal] = {}
     for goal in goals:
         unique.setdefault(tuple(c.step for c in goal.calls), goal)
@@ -371,6 +388,15 @@ def reported_fields(call: ToolCall, said: str) -> list[str]:
             words = base.replace("_", " ")
             fields.append(FIELD_WORDS.get(words, words))
     return list(dict.fromkeys(fields))
+
+
+def spoke_of(field: str, words: str) -> bool:
+    """Whether `words` speak of `field` (in words, as `reported_fields` gives it): a
+    one-word field by its stem ("member" for membership), a longer one whole ("flight
+    number"), since its last word alone ("number") could be anything."""
+    if " " in field:
+        return re.search(rf"\b{re.escape(field)}", words, re.IGNORECASE) is not None
+    return re.search(rf"\b{re.escape(field[:6])}", words, re.IGNORECASE) is not None
 
 
 def _told(field: str, value: str, said: str) -> bool:

@@ -29,7 +29,6 @@ from agenther_dspy.modules.facts import (
     changes_state,
     name_words,
     number_options,
-    reported_fields,
     run_facts,
     whole_word,
     word_pattern,
@@ -110,7 +109,7 @@ class StructuredRelabel(dspy.Module):
                 facts=facts, goals=goals, goal=None, request="", source="none", attempts=[]
             )
         goal = self.choose(facts, goals)
-        draft = template_request(facts, goal, said)
+        draft = template_request(facts, goal)
         evidence = RunEvidence.of(trajectory)
         feedback = ""
         for attempt in range(1, self.max_attempts + 1):
@@ -264,13 +263,11 @@ def _identifier(facts: RunFacts) -> str:
     return next((k for k in USER_FIELDS if k in facts.user), "")
 
 
-def action_phrase(call: ToolCall, said: str = "") -> str:
-    """One action in plain words with its exact values; a lookup also asks for the fields
-    whose values the agent reported in `said`."""
+def action_phrase(call: ToolCall, asks: tuple[str, ...] = ()) -> str:
+    """One action in plain words with its exact values; a lookup also asks to be told
+    `asks`, its goal's fields (`Goal.asks`)."""
     phrase = _phrase(call)
-    if call.changes_state or not said:
-        return phrase
-    fields = reported_fields(call, said)[:3]
+    fields = [] if call.changes_state else list(asks[:3])
     if not fields:
         return phrase
     asked = fields[0] if len(fields) == 1 else ", ".join(fields[:-1]) + f" and {fields[-1]}"
@@ -317,13 +314,13 @@ def verb_first(name: str) -> list[str]:
 HOLE = "\x00"  # where a group's entities go
 
 
-def grouped_phrases(calls: tuple[ToolCall, ...], said: str = "") -> list[str]:
+def grouped_phrases(calls: tuple[ToolCall, ...], asks: tuple[str, ...] = ()) -> list[str]:
     """One phrase per action, with the same action on several entities said once:
     "cancel reservations IFOYYZ and NQNU5R", "change reservations JG7FMM and 2FBBAH to
     economy, keeping their flights, ..."."""
     groups: dict[str, list[str]] = {}
     for call in calls:
-        phrase, value = action_phrase(call, said), _entity_value(call)
+        phrase, value = action_phrase(call, asks), _entity_value(call)
         pattern = word_pattern(value)
         if value and call.changes_state and len(re.findall(pattern, phrase)) == 1:
             groups.setdefault(re.sub(pattern, HOLE, phrase), []).append(value)
@@ -338,10 +335,10 @@ def grouped_phrases(calls: tuple[ToolCall, ...], said: str = "") -> list[str]:
     return phrases
 
 
-def template_request(facts: RunFacts, goal: Goal, said: str = "") -> str:
+def template_request(facts: RunFacts, goal: Goal) -> str:
     """The request built from templates of the chosen actions: the LM's draft, and the
     answer when every LM attempt failed the checks."""
-    actions = grouped_phrases(goal.calls, said)
+    actions = grouped_phrases(goal.calls, goal.asks)
     asked = actions[0] if len(actions) == 1 else ", ".join(actions[:-1]) + f", and {actions[-1]}"
     who = who_text(facts)
     if not who:
@@ -373,7 +370,7 @@ def _plain(value: object) -> str:
         if {"first_name", "last_name"} <= value.keys():
             born = f" (born {value['dob']})" if value.get("dob") else ""
             return f"{value['first_name']} {value['last_name']}{born}"
-        items = [str(v) for v in value.values()]
+        items = [_plain(v) for v in value.values()]
         return " on ".join(items) if len(items) == 2 else " ".join(items)
     if isinstance(value, list):
         items = [_plain(v) for v in value]
