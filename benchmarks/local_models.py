@@ -1,10 +1,17 @@
-"""Which local model, and is constrained decoding worth it? Quality, speed and memory per model.
+"""Which local model, and which constrained decoding? Quality, speed and memory per model.
 
 For every installed model, in a fresh process each (so peak RSS is that model's own):
-  * parse failures with and without constraints: each stage's Predict called directly on
-    the stage prompts of the example runs (DSPy's ChatAdapter→JSONAdapter fallback
-    included, so a failure is an answer neither adapter could read; `calls` counts the
-    fallbacks too);
+  * parse failures, prompt and answer tokens, and seconds per prediction, for each stage's
+    Predict called directly on stage prompts, in three decoding modes:
+      - `chat`: DSPy's ChatAdapter, with the grammar `lm/grammar.py` derives from the
+        output fields its system message lists (the program's path);
+      - `json`: DSPy's JSONAdapter, whose request carries the signature as a JSON schema,
+        turned into a grammar by llama.cpp's own converter (bounds as `maxLength`);
+      - `free`: ChatAdapter with no grammar.
+    The prompts are the free relabeler's four stages on the AgentHER example runs and the
+    structured relabeler's two steps and the judge on the dev runs that offer a choice of
+    goals. DSPy's ChatAdapter→JSONAdapter fallback stays on, so a failure is an answer
+    neither adapter could read; `calls` counts the fallbacks too;
   * seconds per trajectory for the whole program (LM detector and extractor, constrained);
   * the hindsight prompts it produced, and how close each is to the failed original (a
     near-copy is the failure the method exists to avoid);
@@ -15,6 +22,7 @@ Then, for the default model, trajectories per minute at 1, 2 and 4 concurrent re
 DSPy's cache is off throughout; llama.cpp's prompt cache stays on, as in production.
 
     python benchmarks/local_models.py [--models smollm2-135m,qwen2.5-coder-0.5b] [--runs 4]
+    python benchmarks/local_models.py --models qwen2.5-coder-0.5b --no-program --no-throughput
 """
 
 from __future__ import annotations
@@ -41,10 +49,14 @@ def _load_examples(path: Path) -> list[Any]:
     return [Trajectory.model_validate(row) for row in json.loads(path.read_text())]
 
 
+MODES = ("chat", "json", "free")
+STRUCTURED_RUNS = 4  # dev runs that offer a choice of goals
+
+
 def _stage_inputs(trajectory: Any, rendered: str) -> list[tuple[str, dict[str, Any]]]:
-    """The four stage prompts of one run, with inputs that do not depend on earlier answers
-    (rule-based outcome, original prompt as the request to verify), so both decoding modes
-    answer exactly the same prompts."""
+    """The four stage prompts of the free relabeler on one run, with inputs that do not
+    depend on earlier answers (rule-based outcome, original prompt as the request to
+    verify), so every decoding mode answers exactly the same prompts."""
     from agenther_dspy.modules.extractor import RuleOutcomeExtractor
 
     outcome = RuleOutcomeExtractor()(trajectory=trajectory, rendered=rendered).outcome
@@ -71,31 +83,90 @@ def _stage_inputs(trajectory: Any, rendered: str) -> list[tuple[str, dict[str, A
     ]
 
 
-def _stage_parse(model: str, examples: list[Any], constrained: bool) -> dict[str, Any]:
+def _structured_inputs(trajectory: Any, rendered: str) -> list[tuple[str, dict[str, Any]]]:
+    """The structured relabeler's two LM steps and the judge on one run, from code alone:
+    the facts and options it reads, and the template draft as the request to judge."""
+    from agenther_dspy.modules.facts import agent_words, candidate_goals, number_options, run_facts
+    from agenther_dspy.modules.structured import template_request, who_text
+
+    facts = run_facts(trajectory)
+    said = agent_words(trajectory)
+    goals = candidate_goals(facts, said)
+    draft = template_request(facts, goals[-1])
+    return [
+        ("choose_goal", {"facts": facts.render(), "options": number_options(goals)}),
+        (
+            "phrase_request",
+            {
+                "user": who_text(facts) or "not known",
+                "draft": draft,
+                "avoid": "\n".join(f"- {f}" for f in facts.failures) or "nothing",
+                "feedback": "",
+            },
+        ),
+        ("verify", {"trajectory": rendered, "hindsight_prompt": draft}),
+    ]
+
+
+def _structured_runs() -> list[Any]:
+    """The first dev runs whose achievements offer more than one goal."""
+    from agenther_dspy.eval.dataset import load_labeled, resolve_dataset
+    from agenther_dspy.modules.facts import agent_words, candidate_goals, run_facts
+    from agenther_dspy.schema import Trajectory
+
+    runs = []
+    for example in load_labeled(resolve_dataset(None, "dev")).examples:
+        trajectory = Trajectory.model_validate(example.trajectory)
+        if len(candidate_goals(run_facts(trajectory), agent_words(trajectory))) > 1:
+            runs.append(trajectory)
+        if len(runs) == STRUCTURED_RUNS:
+            break
+    return runs
+
+
+def _stage_parse(model: str, mode: str) -> dict[str, Any]:
     import dspy
     from dspy.utils.exceptions import AdapterParseError
 
     from agenther_dspy.lm.local import build_local_lm
     from agenther_dspy.modules.render import render_trajectory
-    from agenther_dspy.signatures import STAGE_SIGNATURES
+    from agenther_dspy.signatures import STAGE_SIGNATURES, STRUCTURED_SIGNATURES
 
-    lm = build_local_lm(f"local:{model}", cache=False, constrained=constrained)
+    signatures = {**STAGE_SIGNATURES, **STRUCTURED_SIGNATURES}
+    adapter = dspy.JSONAdapter() if mode == "json" else dspy.ChatAdapter()
+    lm = build_local_lm(f"local:{model}", cache=False, constrained=mode != "free")
     lm("Say OK.")  # loads the weights, so the timings below are steady-state
     calls_before = len(lm.history)
     failures = predictions = 0
+    per_stage: dict[str, dict[str, float]] = {}
     relabels: list[dict[str, Any]] = []
+    prompts = [(t, _stage_inputs) for t in _load_examples(EXAMPLES)]
+    prompts += [(t, _structured_inputs) for t in _structured_runs()]
     start = time.perf_counter()
-    for trajectory in examples:
+    for trajectory, inputs_of in prompts:
         rendered = render_trajectory(trajectory)
-        for stage, inputs in _stage_inputs(trajectory, rendered):
+        for stage, inputs in inputs_of(trajectory, rendered):
             predictions += 1
-            with dspy.context(lm=lm):
+            seen = len(lm.history)
+            began = time.perf_counter()
+            with dspy.context(lm=lm, adapter=adapter):
                 try:
-                    out = dspy.Predict(STAGE_SIGNATURES[stage])(**inputs)
+                    out = dspy.Predict(signatures[stage])(**inputs)
                 except (AdapterParseError, ValueError):
-                    failures += 1
-                    continue
-            if stage == "relabel":
+                    out = None
+            row = per_stage.setdefault(
+                stage, {"n": 0, "failed": 0, "prompt_tokens": 0, "answer_tokens": 0, "s": 0.0}
+            )
+            row["n"] += 1
+            row["failed"] += out is None
+            row["s"] += time.perf_counter() - began
+            for entry in lm.history[seen:]:
+                usage = entry.get("usage") or {}
+                row["prompt_tokens"] += usage.get("prompt_tokens") or 0
+                row["answer_tokens"] += usage.get("completion_tokens") or 0
+            if out is None:
+                failures += 1
+            elif stage == "relabel":
                 relabels.append(
                     {
                         "id": trajectory.trajectory_id,
@@ -107,12 +178,17 @@ def _stage_parse(model: str, examples: list[Any], constrained: bool) -> dict[str
                         "confidence": out.confidence,
                     }
                 )
+            elif stage == "phrase_request":
+                relabels.append({"id": trajectory.trajectory_id, "request": out.request})
     seconds = time.perf_counter() - start
     return {
         "failures": failures,
         "predictions": predictions,
         "calls": len(lm.history) - calls_before,
         "s_per_prediction": seconds / predictions,
+        "prompt_tokens": sum(r["prompt_tokens"] for r in per_stage.values()),
+        "answer_tokens": sum(r["answer_tokens"] for r in per_stage.values()),
+        "stages": per_stage,
         "relabels": relabels,
         "peak_rss_mb": _peak_rss_mb(),
     }
@@ -173,8 +249,8 @@ def measure_program(model: str) -> dict[str, Any]:
     }
 
 
-def measure_stages(model: str, constrained: bool) -> dict[str, Any]:
-    return _stage_parse(model, _load_examples(EXAMPLES), constrained=constrained)
+def measure_stages(model: str, mode: str) -> dict[str, Any]:
+    return _stage_parse(model, mode)
 
 
 def measure_throughput(model: str, threads: int, runs: int) -> dict[str, Any]:
@@ -211,27 +287,42 @@ def _child(args: list[str]) -> dict[str, Any]:
 
 
 def _print_tables(rows: list[dict[str, Any]], throughput: list[dict[str, Any]]) -> None:
-    print("\n## Parse failures per stage prediction (12 = 3 runs x 4 stages), and speed\n")
-    print(
-        "| model | constrained: failed, LM calls, s/pred | free: failed, LM calls, s/pred "
-        "| program s/trajectory | peak RSS MB |"
-    )
-    print("|---|---|---|---|---|")
+    print("\n## Stage prompts: failed/predictions, LM calls, s/prediction, tokens/prediction\n")
+    print("| model | mode | failed | LM calls | s/pred | prompt tok/pred | answer tok/pred |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
-        if "error" in row:
-            print(f"| {row.get('model', '?')} | error: {row['error']} | | | |")
-            continue
-        c, f = row["constrained"], row["free"]
-        print(
-            f"| {row['model']} | {c['failures']}/{c['predictions']}, {c['calls']}, "
-            f"{c['s_per_prediction']:.1f} | {f['failures']}/{f['predictions']}, {f['calls']}, "
-            f"{f['s_per_prediction']:.1f} | {row['s_per_trajectory']:.1f} "
-            f"| {row['peak_rss_mb']:.0f} |"
-        )
-    print("\n## Hindsight prompts from the relabel stage prompts (constrained | free)\n")
+        for mode in MODES:
+            m = row.get(mode) or {"error": row.get("error", "not run")}
+            if "error" in m:
+                print(f"| {row['model']} | {mode} | error: {m['error']} | | | | |")
+                continue
+            n = m["predictions"]
+            print(
+                f"| {row['model']} | {mode} | {m['failures']}/{n} | {m['calls']} "
+                f"| {m['s_per_prediction']:.1f} | {m['prompt_tokens'] / n:.0f} "
+                f"| {m['answer_tokens'] / n:.0f} |"
+            )
+    print("\n## Per stage: failed/n, s/pred, answer tok/pred (chat | json | free)\n")
     for row in rows:
-        for mode in ("constrained", "free"):
-            for r in row.get(mode, {}).get("relabels", []):
+        stages = (row.get("chat") or {}).get("stages", {})
+        for stage in stages:
+            cells = []
+            for mode in MODES:
+                r = (row.get(mode) or {}).get("stages", {}).get(stage)
+                cells.append(
+                    f"{r['failed']}/{r['n']}, {r['s'] / r['n']:.1f} s, "
+                    f"{r['answer_tokens'] / r['n']:.0f}"
+                    if r
+                    else "-"
+                )
+            print(f"- {row['model']} {stage}: " + " | ".join(cells))
+    print("\n## Requests and relabels from the stage prompts\n")
+    for row in rows:
+        for mode in MODES:
+            for r in (row.get(mode) or {}).get("relabels", []):
+                if "request" in r:
+                    print(f"- {row['model']} {mode} {r['id']}: {r['request']!r}")
+                    continue
                 print(
                     f"- {row['model']} {mode} {r['id']}: valid={r['valid']} "
                     f"c={r['confidence']} similarity {r['similarity_to_original']}: "
@@ -266,6 +357,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="program runs per throughput level")
     parser.add_argument("--threads", default="1,2,4", help="concurrency levels for throughput")
     parser.add_argument("--no-throughput", action="store_true")
+    parser.add_argument("--no-program", action="store_true", help="skip the whole-program runs")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument("--stages", help=argparse.SUPPRESS)
     parser.add_argument("--program", help=argparse.SUPPRESS)
@@ -274,7 +366,7 @@ def main() -> None:
 
     if args.stages:
         model, mode = args.stages.split("@")
-        print(json.dumps(measure_stages(model, constrained=mode == "constrained")))
+        print(json.dumps(measure_stages(model, mode)))
         return
     if args.program:
         print(json.dumps(measure_program(args.program)))
@@ -300,18 +392,18 @@ def main() -> None:
         # Each measurement in a fresh process: its own peak RSS, and no prompt cache carried
         # over from the other decoding mode.
         row: dict[str, Any] = {"model": model}
-        for mode in ("constrained", "free"):
+        for mode in MODES:
             print(f"{model}: stage prompts, {mode}...", file=sys.stderr, flush=True)
             row[mode] = _child(["--stages", f"{model}@{mode}"])
-        print(f"{model}: whole program...", file=sys.stderr, flush=True)
-        row.update(_child(["--program", model]))
-        errors = [m.get("error") for m in (row, row["constrained"], row["free"]) if "error" in m]
+        if not args.no_program:
+            print(f"{model}: whole program...", file=sys.stderr, flush=True)
+            row.update(_child(["--program", model]))
+        parts = [row] + [row[mode] for mode in MODES]
+        errors = [m.get("error") for m in parts if "error" in m]
         if errors:
             row["error"] = "; ".join(errors)
         else:
-            row["peak_rss_mb"] = max(
-                row["peak_rss_mb"], row["constrained"]["peak_rss_mb"], row["free"]["peak_rss_mb"]
-            )
+            row["peak_rss_mb"] = max(m.get("peak_rss_mb", 0.0) for m in parts)
         rows.append(row)
         save()
     if not args.no_throughput and DEFAULT_MODEL in installed:
