@@ -27,6 +27,14 @@ def test_a_handoff_nobody_asked_for_is_settled_and_one_the_user_asked_for_is_not
     assert clear_cut(asked) is None
 
 
+def test_an_action_whose_own_answer_records_otherwise_did_not_do_it():
+    """The agent changed the flights "to economy"; the reservation it got back still says
+    basic economy, so the log does not show the change it asked for."""
+    analysis = clear_cut(labeled_run("taubench-gpt-4o-airline-task22-trial1"))
+    assert analysis.failure_type == "wrong_result" and not analysis.recoverable
+    assert "cabin: economy asked, basic_economy recorded" in analysis.explanation
+
+
 def test_a_clean_run_goes_to_the_lm_and_a_clear_cut_one_does_not():
     clean = labeled_run("tau2-grok-3-airline-task3-trial0-c594c77e")
     lm = DummyLM([{"failure_type": "incomplete", "severity_weight": 0.6, "recoverable": True}])

@@ -115,7 +115,11 @@ def test_taubench_run_facts():
     run = labeled_run("taubench-gpt-4o-airline-task7-trial0")
     facts = run_facts(run)
     assert facts.user == {"user_id": "aarav_garcia_1177", "name": "Aarav Garcia"}
-    (change,) = facts.state_changes
+    (change,) = [c for c in facts.calls if c.changes_state]
+    # The update asked for economy and the reservation it returned still says business: the
+    # log does not show it done, so it is no achievement.
+    assert change.contradicted == ("cabin: economy asked, business recorded",)
+    assert facts.state_changes == [] and any("business recorded" in f for f in facts.failures)
     assert change.name == "update_reservation_flights"
     assert change.arguments["reservation_id"] == "M05KNL"
     assert change.arguments["payment_id"] == "gift_card_8887175"

@@ -177,6 +177,8 @@ def clear_cut(trajectory: Trajectory) -> FailureAnalysis | None:
       `hallucination` for a charge the agent misstated);
     - an action that changes state failed, or more than half of the calls errored
       (`tool_error` when most failed, else `incomplete`);
+    - an action's own answer records an argument otherwise than asked (`wrong_result`: a
+      change to economy whose reservation still says business is no change to economy);
     - the agent declined the user's request (`incomplete`);
     - the agent handed the user off without being asked to (`incomplete`).
     """
@@ -198,6 +200,8 @@ def clear_cut(trajectory: Trajectory) -> FailureAnalysis | None:
     if any(c.changes_state for c in failed) or 2 * len(failed) > len(calls) > 0:
         kind = "tool_error" if 2 * len(failed) > len(calls) else "incomplete"
         return verdict(kind, f"{len(failed)} of {len(calls)} tool calls errored: {failed[0].name}")
+    if undone := next((c for c in calls if c.changes_state and c.contradicted), None):
+        return verdict("wrong_result", f"{undone.name} did not do it: {undone.contradicted[0]}")
     if refusal := next((f for f in facts.failures if f.startswith("agent declined")), ""):
         return verdict("incomplete", refusal)
     handoff = next((c for c in facts.calls if c.is_handoff), None)

@@ -107,6 +107,9 @@ class ToolCall:
     # showed before the call: an update that "changes" the flights to the same flights.
     kept: frozenset[str] = frozenset()
     options: int = 0  # how many results a search-like answer listed (a JSON list: 0 if not)
+    # The arguments the call's own answer records otherwise ("cabin: economy asked, business
+    # recorded"): what it asked for is not what the log shows done.
+    contradicted: tuple[str, ...] = ()
 
     @property
     def is_handoff(self) -> bool:
@@ -134,7 +137,8 @@ class RunFacts:
 
     @property
     def achieved(self) -> list[ToolCall]:
-        return [c for c in self.calls if c.succeeded and not c.is_handoff]
+        """The calls that worked as asked: no error, no hand-off, no argument contradicted."""
+        return [c for c in self.calls if c.succeeded and not c.is_handoff and not c.contradicted]
 
     @property
     def state_changes(self) -> list[ToolCall]:
@@ -248,12 +252,15 @@ def run_facts(trajectory: Trajectory) -> RunFacts:
             error="" if ok else _clip(" ".join(step.observation.split()), 100),
             kept=_kept(step.action_input, records),
             options=len(data) if isinstance(data, list) else 0,
+            contradicted=_contradicted(step.action_input, data),
         )
         calls.append(call)
         if isinstance(data, dict):
             _remember(data, records)
         if not ok:
             failures.append(_clip(f"{call.describe()}: {call.error or 'no answer'}", 200))
+        elif call.contradicted:
+            failures.append(_clip(f"{call.describe()}: {call.contradicted[0]}", 200))
         for key in USER_FIELDS:
             value = step.action_input.get(key)
             if isinstance(value, str) and value.strip() and key not in user:
@@ -302,6 +309,19 @@ def _kept(arguments: dict[str, Any], records: dict[str, dict]) -> frozenset[str]
         key
         for key, value in arguments.items()
         if not key.endswith("_id") and key in record and _same_value(value, record[key])
+    )
+
+
+def _contradicted(arguments: dict[str, Any], answer: object) -> tuple[str, ...]:
+    """The scalar arguments that the answer's own record holds with another value."""
+    if not isinstance(answer, dict):
+        return ()
+    return tuple(
+        f"{key}: {value} asked, {answer[key]} recorded"
+        for key, value in arguments.items()
+        if isinstance(value, str | int | float)
+        and isinstance(answer.get(key), str | int | float)
+        and str(value).lower() != str(answer[key]).lower()
     )
 
 
