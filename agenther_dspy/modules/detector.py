@@ -200,7 +200,7 @@ def clear_cut(trajectory: Trajectory) -> FailureAnalysis | None:
     if any(c.changes_state for c in failed) or 2 * len(failed) > len(calls) > 0:
         kind = "tool_error" if 2 * len(failed) > len(calls) else "incomplete"
         return verdict(kind, f"{len(failed)} of {len(calls)} tool calls errored: {failed[0].name}")
-    if undone := next((c for c in calls if c.changes_state and c.contradicted), None):
+    if undone := next((c for c in calls if c.contradicted), None):
         return verdict("wrong_result", f"{undone.name} did not do it: {undone.contradicted[0]}")
     if refusal := next((f for f in facts.failures if f.startswith("agent declined")), ""):
         return verdict("incomplete", refusal)

@@ -107,8 +107,8 @@ class ToolCall:
     # showed before the call: an update that "changes" the flights to the same flights.
     kept: frozenset[str] = frozenset()
     options: int = 0  # how many results a search-like answer listed (a JSON list: 0 if not)
-    # The arguments the call's own answer records otherwise ("cabin: economy asked, business
-    # recorded"): what it asked for is not what the log shows done.
+    # For an action, the arguments its own answer records otherwise ("cabin: economy asked,
+    # business recorded"): what it asked for is not what the log shows done.
     contradicted: tuple[str, ...] = ()
 
     @property
@@ -242,17 +242,18 @@ def run_facts(trajectory: Trajectory) -> RunFacts:
             continue
         ok = bool(step.observation.strip()) and not failed_call(step.observation)
         data = parse_json(step.observation) if ok else None
+        acts = changes_state(step.action_name)
         call = ToolCall(
             step=number,
             name=step.action_name,
             arguments=dict(step.action_input),
             succeeded=ok,
-            changes_state=changes_state(step.action_name),
+            changes_state=acts,
             returned=key_values(step.observation, data) if ok else {},
             error="" if ok else _clip(" ".join(step.observation.split()), 100),
             kept=_kept(step.action_input, records),
             options=len(data) if isinstance(data, list) else 0,
-            contradicted=_contradicted(step.action_input, data),
+            contradicted=_contradicted(step.action_input, data) if acts else (),
         )
         calls.append(call)
         if isinstance(data, dict):
@@ -414,9 +415,7 @@ def spoke_of(field: str, words: str) -> bool:
     """Whether `words` speak of `field` (in words, as `reported_fields` gives it): a
     one-word field by its stem ("member" for membership), a longer one whole ("flight
     number"), since its last word alone ("number") could be anything."""
-    if " " in field:
-        return re.search(rf"\b{re.escape(field)}", words, re.IGNORECASE) is not None
-    return re.search(rf"\b{re.escape(field[:6])}", words, re.IGNORECASE) is not None
+    return _says(field, words) if " " in field else _says(field[:STEM], words)
 
 
 def _told(field: str, value: str, said: str) -> bool:
@@ -425,9 +424,16 @@ def _told(field: str, value: str, said: str) -> bool:
     if not whole_word(value, said):
         return False
     if re.fullmatch(r"[a-z][a-z ]*", value.lower()) and value.lower() == value:
-        stem = field.split("_")[-1][:6]
-        return re.search(rf"\b{re.escape(stem)}", said, re.IGNORECASE) is not None
+        return _says(field.split("_")[-1][:STEM], said)
     return True
+
+
+STEM = 6  # a field word's stem: "member" for membership, "status" for statuses
+
+
+def _says(start: str, text: str) -> bool:
+    """Whether a word of `text` starts with `start`, in any case."""
+    return re.search(rf"\b{re.escape(start)}", text, re.IGNORECASE) is not None
 
 
 def word_pattern(value: str) -> str:

@@ -167,7 +167,7 @@ def _misquoted_fares(answer: object, before: dict, stated: list[float]) -> str:
     them nor their sum: the user agreed to other numbers."""
     if not isinstance(answer, dict) or not stated:
         return ""
-    old = {f.get("flight_number") for f in before.get("flights", []) if isinstance(f, dict)}
+    old = _flight_numbers(before.get("flights"))
     new = [
         f for f in answer.get("flights") or []
         if isinstance(f, dict) and f.get("flight_number") not in old
@@ -187,9 +187,13 @@ def _flights_of_basic_changed(before: dict, args: dict) -> bool:
     kept = args.get("cabin", "basic_economy")
     if before.get("cabin") != "basic_economy" or kept != "basic_economy":
         return False
-    old = {f.get("flight_number") for f in before.get("flights", []) if isinstance(f, dict)}
-    new = {f.get("flight_number") for f in args.get("flights") or [] if isinstance(f, dict)}
-    return bool(new) and new != old
+    new = _flight_numbers(args.get("flights"))
+    return bool(new) and new != _flight_numbers(before.get("flights"))
+
+
+def _flight_numbers(flights: object) -> set[object]:
+    """The flight numbers of a record's or a call's list of flights."""
+    return {f.get("flight_number") for f in flights or [] if isinstance(f, dict)}
 
 
 def _cancel_breach(record: dict, seen: _Seen) -> str:
