@@ -86,7 +86,8 @@ def _stage_inputs(trajectory: Any, rendered: str) -> list[tuple[str, dict[str, A
 def _structured_inputs(trajectory: Any, rendered: str) -> list[tuple[str, dict[str, Any]]]:
     """The structured relabeler's two LM steps and the judge on one run, from code alone:
     the facts and options it reads, and the template draft as the request to judge."""
-    from agenther_dspy.modules.facts import agent_words, candidate_goals, number_options, run_facts
+    from agenther_dspy.modules.facts import agent_words, run_facts
+    from agenther_dspy.modules.goals import candidate_goals, number_options
     from agenther_dspy.modules.structured import template_request, who_text
 
     facts = run_facts(trajectory)
@@ -111,7 +112,8 @@ def _structured_inputs(trajectory: Any, rendered: str) -> list[tuple[str, dict[s
 def _structured_runs() -> list[Any]:
     """The first dev runs whose achievements offer more than one goal."""
     from agenther_dspy.eval.dataset import load_labeled, resolve_dataset
-    from agenther_dspy.modules.facts import agent_words, candidate_goals, run_facts
+    from agenther_dspy.modules.facts import agent_words, run_facts
+    from agenther_dspy.modules.goals import candidate_goals
     from agenther_dspy.schema import Trajectory
 
     runs = []

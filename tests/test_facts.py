@@ -6,14 +6,8 @@ import pytest
 from conftest import SHARED, labeled_run
 
 from agenther_dspy.formats import read_trajectories
-from agenther_dspy.modules.facts import (
-    agent_words,
-    candidate_goals,
-    changes_state,
-    reported_fields,
-    run_facts,
-    spoke_of,
-)
+from agenther_dspy.modules.facts import agent_words, changes_state, run_facts
+from agenther_dspy.modules.goals import candidate_goals, reported_fields, spoke_of
 from agenther_dspy.request_checks import failed_call
 from agenther_dspy.schema import Trajectory
 
@@ -195,7 +189,8 @@ def test_the_user_id_said_in_any_case_is_who_the_user_is():
 
 
 def test_a_lookup_asks_for_a_field_only_when_every_value_of_it_was_told():
-    from agenther_dspy.modules.facts import ToolCall, reported_fields
+    from agenther_dspy.modules.facts import ToolCall
+    from agenther_dspy.modules.goals import reported_fields
 
     call = ToolCall(
         step=1,

@@ -9,7 +9,8 @@ from conftest import labeled_run
 from dspy.utils import DummyLM
 
 from agenther_dspy import HindsightRelabeler
-from agenther_dspy.modules.facts import agent_words, candidate_goals, run_facts
+from agenther_dspy.modules.facts import agent_words, run_facts
+from agenther_dspy.modules.goals import candidate_goals
 from agenther_dspy.modules.structured import (
     StructuredRelabel,
     request_problems,

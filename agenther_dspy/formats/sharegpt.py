@@ -14,16 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import agenther_dspy.formats.conversation as chat
 from agenther_dspy.formats.agenther import InvalidRecord, Record
-from agenther_dspy.formats.conversation import (
-    Message,
-    RecordError,
-    ToolCall,
-    chat_trajectory,
-    parse_arguments,
-    split_record,
-    to_records,
-)
 from agenther_dspy.formats.source import iter_items
 
 ROLE_TAGS = {
@@ -39,33 +31,33 @@ ROLE_TAGS = {
 }
 
 
-def _calls(value: str, where: str) -> list[ToolCall]:
+def _calls(value: str, where: str) -> list[chat.ToolCall]:
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as error:
-        raise RecordError(f"{where}: function_call value is not JSON ({error.msg})") from None
+        raise chat.RecordError(f"{where}: function_call value is not JSON ({error.msg})") from None
     calls = []
     for call in parsed if isinstance(parsed, list) else [parsed]:
         name = call.get("name") if isinstance(call, dict) else None
         if not isinstance(name, str) or not name.strip():
-            raise RecordError(f"{where}: function_call has no name")
-        calls.append(ToolCall(name, parse_arguments(call.get("arguments"))))
+            raise chat.RecordError(f"{where}: function_call has no name")
+        calls.append(chat.ToolCall(name, chat.parse_arguments(call.get("arguments"))))
     return calls
 
 
-def sharegpt_messages(turns: list[Any]) -> list[Message]:
+def sharegpt_messages(turns: list[Any]) -> list[chat.Message]:
     messages = []
     for index, turn in enumerate(turns):
         where = f"turn {index}"
         if not isinstance(turn, dict):
-            raise RecordError(f"{where}: expected an object, got {type(turn).__name__}")
+            raise chat.RecordError(f"{where}: expected an object, got {type(turn).__name__}")
         tag = turn.get("from", turn.get("role"))
         value = turn.get("value", turn.get("content"))
         role = ROLE_TAGS.get(tag)  # type: ignore[arg-type]
         if role is None:
-            raise RecordError(f"{where}: unknown speaker {tag!r}")
+            raise chat.RecordError(f"{where}: unknown speaker {tag!r}")
         if not isinstance(value, str):
-            raise RecordError(f"{where}: value is not text")
+            raise chat.RecordError(f"{where}: value is not text")
         extras = {
             k: v
             for k, v in turn.items()
@@ -73,23 +65,23 @@ def sharegpt_messages(turns: list[Any]) -> list[Message]:
         }
         if role == "function_call":
             messages.append(
-                Message("assistant", "", _calls(value, where), index=index, extras=extras)
+                chat.Message("assistant", "", _calls(value, where), index=index, extras=extras)
             )
         else:
-            messages.append(Message(role, value, index=index, extras=extras))
+            messages.append(chat.Message(role, value, index=index, extras=extras))
     return messages
 
 
 def sharegpt_conversation(data: Any) -> dict[str, Any]:
     """The `Trajectory` fields of one ShareGPT record."""
-    turns, fields = split_record(data, "conversations")
+    turns, fields = chat.split_record(data, "conversations")
     messages = sharegpt_messages(turns)
     system = fields.get("system")
     if isinstance(system, str) and system:
-        messages.insert(0, Message("system", system, index=-1))
+        messages.insert(0, chat.Message("system", system, index=-1))
     tools = fields.get("tools")
     metadata = {"tools": _parsed_tools(tools)} if tools else {}
-    return chat_trajectory(messages, fields, known=("system", "tools"), metadata=metadata)
+    return chat.chat_trajectory(messages, fields, known=("system", "tools"), metadata=metadata)
 
 
 def _parsed_tools(tools: Any) -> Any:
@@ -102,4 +94,4 @@ def _parsed_tools(tools: Any) -> Any:
 
 def read_sharegpt(path: str | Path) -> Iterator[Record | InvalidRecord]:
     """Every conversation of a ShareGPT file, as a trajectory or a located defect."""
-    yield from to_records(sharegpt_conversation, iter_items(path), path)
+    yield from chat.to_records(sharegpt_conversation, iter_items(path), path)

@@ -4,8 +4,8 @@ A small model asked to read a whole log and write a request mixes agent speech i
 user's voice, cuts ids and asks for what failed. Most of what it needs is in the log in a
 form code can read exactly: which tools were called with which arguments, whether each call
 succeeded, the ids and amounts it returned, what the user said and confirmed. `run_facts`
-extracts them (no LM), `candidate_goals` groups the successful calls into a few coherent
-goals, and `RunFacts.render` gives the LM steps a compact text of a few hundred characters
+extracts them (no LM), `goals.candidate_goals` groups the successful calls into a few
+coherent goals, and `RunFacts.render` gives the LM steps a compact text of a few hundred characters
 instead of the whole log.
 
 Calls are sorted by name into three kinds:
@@ -65,7 +65,6 @@ MAX_VALUES_PER_CALL = 12  # every flight of a reservation, for `reported_fields`
 MAX_VALUE_CHARS = 40
 MAX_OUTPUT_CHARS = 120
 MAX_FAILURES = 6
-MAX_REQUESTABLE_ARG = 80
 
 # A user reply that agrees to what the agent proposed.
 _CONFIRMS = re.compile(
@@ -338,104 +337,6 @@ def _same_value(given: object, held: object) -> bool:
     return str(given) == str(held)
 
 
-@dataclass(frozen=True)
-class Goal:
-    """A coherent group of what the run achieved: one option the LM may choose."""
-
-    label: str
-    calls: tuple[ToolCall, ...]
-    asks: tuple[str, ...] = ()  # a lookup's fields to be told, in words ("membership")
-
-
-def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
-    """The goals a request could ask for, most specific first, without duplicates.
-
-    - all the successful state-changing calls on one entity (one reservation, one line);
-    - all the successful state-changing calls together, when they touch several entities;
-    - each successful lookup that returned a record, not a list of results (a search is a
-      step toward a choice, not an answer to ask for), and something the agent reported to
-      the user (in `reported`: what the agent said, and the final answer) beyond the user's
-      own identity and arguments (`reported_fields`), that the user spoke of
-      (`spoke_of`), when nothing changed state. A lookup that reported nothing new is no
-      request: "look up my profile" asks for nothing. Nor is one the user never spoke of:
-      an agent reads the profile first in nearly every run, and "tell me my membership" is
-      no goal of a user who came about a delayed flight.
-    """
-    goals: list[Goal] = []
-    by_entity: dict[str, list[ToolCall]] = {}
-    for call in facts.state_changes:
-        by_entity.setdefault(_entity(call), []).append(call)
-    for entity, calls in by_entity.items():
-        goals.append(Goal(_label(calls, entity), tuple(calls)))
-    if len(by_entity) > 1:
-        goals.append(Goal(_label(facts.state_changes, "all"), tuple(facts.state_changes)))
-    if not goals:
-        said = reported or facts.final_answer
-        for call in facts.lookups:
-            if not _requestable(call) or call.options:
-                continue
-            asks = [f for f in reported_fields(call, said) if spoke_of(f, facts.user_words)]
-            if asks:
-                goals.append(Goal(_label([call], _entity(call)), (call,), tuple(asks)))
-    unique: dict[tuple[int, ...], Goal] = {}
-    for goal in goals:
-        unique.setdefault(tuple(c.step for c in goal.calls), goal)
-    return list(unique.values())
-
-
-# Fields a lookup request does not ask for: who the user is, which they already know.
-# A bare "id" is some record's key, not something a user asks to be told.
-IDENTITY_FIELDS = frozenset(
-    {*USER_FIELDS, "first_name", "last_name", "name", "full_name", "dob", "id"}
-)
-# Fields named for their place, not their meaning: what a request would call them.
-FIELD_WORDS = {"output": "result", "message": "result"}
-
-
-def reported_fields(call: ToolCall, said: str) -> list[str]:
-    """The fields of `call`'s answer whose values the agent reported in `said`, all of them
-    when the answer lists several, in words ("membership", "flight number"), leaving out the
-    user's identity and any value the user supplied as an argument: what a lookup request
-    asks to be told."""
-    given = " ".join(_compact(v) for v in call.arguments.values())
-    values: dict[str, list[str]] = {}  # flight_number, flight_number_2, ... under one field
-    for key, value in call.returned.items():
-        values.setdefault(re.sub(r"_\d+$", "", key), []).append(value)
-    fields = []
-    for base, found in values.items():
-        if base in IDENTITY_FIELDS or any(len(v) < 2 or whole_word(v, given) for v in found):
-            continue
-        if all(_told(base, v, said) for v in found):  # every flight number, not one of four
-            words = base.replace("_", " ")
-            fields.append(FIELD_WORDS.get(words, words))
-    return list(dict.fromkeys(fields))
-
-
-def spoke_of(field: str, words: str) -> bool:
-    """Whether `words` speak of `field` (in words, as `reported_fields` gives it): a
-    one-word field by its stem ("member" for membership), a longer one whole ("flight
-    number"), since its last word alone ("number") could be anything."""
-    return _says(field, words) if " " in field else _says(field[:STEM], words)
-
-
-def _told(field: str, value: str, said: str) -> bool:
-    """Whether the agent told `value` of `field`. A plain word ("available", "silver") is
-    only told where what it is is said too ("status", "member"): alone it is just a word."""
-    if not whole_word(value, said):
-        return False
-    if re.fullmatch(r"[a-z][a-z ]*", value.lower()) and value.lower() == value:
-        return _says(field.split("_")[-1][:STEM], said)
-    return True
-
-
-STEM = 6  # a field word's stem: "member" for membership, "status" for statuses
-
-
-def _says(start: str, text: str) -> bool:
-    """Whether a word of `text` starts with `start`, in any case."""
-    return re.search(rf"\b{re.escape(start)}", text, re.IGNORECASE) is not None
-
-
 def word_pattern(value: str) -> str:
     """A regex for `value` as a whole word: "DF89" does not match inside "DF89BM"."""
     return rf"(?<![A-Za-z0-9_]){re.escape(value)}(?![A-Za-z0-9_])"
@@ -443,10 +344,6 @@ def word_pattern(value: str) -> str:
 
 def whole_word(value: str, text: str) -> bool:
     return re.search(word_pattern(value), text, re.IGNORECASE) is not None
-
-
-def number_options(goals: list[Goal]) -> str:
-    return "\n".join(f"{i}. {goal.label}" for i, goal in enumerate(goals, 1))
 
 
 def agent_words(trajectory: Trajectory) -> str:
@@ -457,27 +354,6 @@ def agent_words(trajectory: Trajectory) -> str:
         if step.action_name in USER_TURN_ACTIONS
     ]
     return "\n".join([*said, trajectory.final_answer])
-
-
-def _requestable(call: ToolCall) -> bool:
-    """A call a user could ask for by its arguments: not one driven by the agent's own code
-    or instructions (Who&When's execute_code and WebSurfer), which no user would write."""
-    return all(len(str(v)) <= MAX_REQUESTABLE_ARG for v in call.arguments.values())
-
-
-def _entity(call: ToolCall) -> str:
-    """The thing a call acts on: its first id-like argument, else its first argument."""
-    for key, value in call.arguments.items():
-        if key.endswith("_id") and isinstance(value, str | int) and key not in USER_FIELDS:
-            return f"{key}={value}"
-    for key, value in call.arguments.items():
-        if isinstance(value, str | int | float) and key not in USER_FIELDS:
-            return f"{key}={value}"
-    return call.name
-
-
-def _label(calls: list[ToolCall], entity: str) -> str:
-    return "; ".join(call.describe() for call in calls)
 
 
 def _walk(node: object, found: dict[str, str]) -> None:
@@ -509,16 +385,16 @@ def name_words(name: str) -> list[str]:
 
 
 def _args_text(arguments: dict[str, Any], limit: int = 240) -> str:
-    parts = [f"{key}={_compact(value)}" for key, value in arguments.items()]
+    parts = [f"{key}={compact(value)}" for key, value in arguments.items()]
     return _clip(", ".join(parts), limit)
 
 
-def _compact(value: object) -> str:
+def compact(value: object) -> str:
     """A value without JSON punctuation: [HAT057 2024-05-22, HAT146 2024-05-22]."""
     if isinstance(value, dict):
-        return " ".join(_compact(v) for v in value.values())
+        return " ".join(compact(v) for v in value.values())
     if isinstance(value, list):
-        return "[" + ", ".join(_compact(v) for v in value) + "]"
+        return "[" + ", ".join(compact(v) for v in value) + "]"
     return str(value)
 
 

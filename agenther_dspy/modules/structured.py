@@ -21,18 +21,16 @@ import agenther_dspy.text as tx
 from agenther_dspy.modules.facts import (
     STATE_VERBS,
     USER_FIELDS,
-    Goal,
     RunFacts,
     ToolCall,
     agent_words,
-    candidate_goals,
     changes_state,
     name_words,
-    number_options,
     run_facts,
     whole_word,
     word_pattern,
 )
+from agenther_dspy.modules.goals import Goal, candidate_goals, number_options
 from agenther_dspy.modules.stages import ANSWER_ERRORS
 from agenther_dspy.request_checks import RunEvidence, check_request
 from agenther_dspy.schema import Trajectory
