@@ -101,12 +101,16 @@ class RunEvidence:
     # The lines of the multi-line values the agent passed to its tools (code, patches, file
     # contents): what it wrote, which no user would dictate in a request.
     written: tuple[str, ...] = ()
+    # The word-values the successful calls were given ("basic_economy", "round_trip"): what
+    # the run did, named exactly.
+    chosen: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, trajectory: Trajectory) -> RunEvidence:
         inputs, user, returned = [], [], [trajectory.final_answer]
         succeeded = [trajectory.final_answer]
         written: list[str] = []
+        chosen: set[str] = set()
         for step in trajectory.steps:
             step_input = json.dumps(step.action_input, ensure_ascii=False)
             inputs.append(step_input)
@@ -118,6 +122,7 @@ class RunEvidence:
                 returned.append(step.observation)
                 if not failed_call(step.observation):
                     succeeded += [step_input, step.observation]
+                    chosen |= {v.lower() for v in step.action_input.values() if _is_word_value(v)}
         user.append(str(trajectory.metadata.get("initial_user_message") or ""))
         user.append(trajectory.original_prompt)  # the user's goal: they knew all of it
         known = "\n".join(inputs + user)
@@ -130,7 +135,29 @@ class RunEvidence:
             succeeded="\n".join([*succeeded, *user[:-1]]),
             goal=trajectory.original_prompt,
             written=tuple(dict.fromkeys(written)),
+            chosen=frozenset(chosen),
         )
+
+
+def _is_word_value(value: object) -> bool:
+    return isinstance(value, str) and _WORD_VALUE.fullmatch(value) is not None
+
+
+_WORD_VALUE = re.compile(r"[a-z]+(?:_[a-z]+)*")
+
+
+def _part_of_value(text: str, evidence: RunEvidence) -> str:
+    """A word-value the run's calls were given, named by its last word alone: "economy" for
+    the `basic_economy` the run booked. Said so, the request asks for another thing than the
+    run did. A last word that was itself a value of a successful call is fine."""
+    for value in sorted(evidence.chosen):
+        *head, tail = value.split("_")
+        if not head or tail in evidence.chosen:
+            continue
+        whole = r"[\s_-]+".join(map(re.escape, value.split("_")))
+        if re.search(rf"\b{re.escape(tail)}\b", text, re.I) and not re.search(whole, text, re.I):
+            return f"{tail!r} for the run's {value!r}"
+    return ""
 
 
 MIN_WRITTEN_LINE = 15  # shorter lines ("return x", "}") are too common to say it pasted
@@ -366,6 +393,9 @@ def check_request(
         )
     if cut := _cut_word(text, evidence):
         add("cut_off", f"it stops mid-word ({cut!r}); end it where a sentence ends.")
+
+    if part := _part_of_value(text, evidence):
+        add("part_of_value", f"it names {part}; name what the run did in full.")
 
     shown_numbers, known_numbers = _numbers(evidence.shown), _numbers(evidence.known)
     shown_ids = _ids_in(evidence.shown)

@@ -132,3 +132,11 @@ def test_labeled_rows_are_validated_with_line_numbers(tmp_path):
     assert len(labeled.examples) == 1
     reasons = [(bad.line, bad.reason.split(":")[0]) for bad in labeled.invalid]
     assert reasons == [(1, "gold"), (2, "failure_type"), (4, "Expecting value")]
+
+
+def test_a_three_word_requirement_leaks_when_two_of_its_words_are_back():
+    from agenther_dspy.eval.metric import leaks
+
+    missed = ["number of suitcases allowed"]
+    assert leaks("How many suitcases can I bring? Give me the number.", missed) == missed
+    assert leaks("How many suitcases did I check in?", missed) == []

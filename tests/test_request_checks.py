@@ -132,3 +132,15 @@ def test_a_request_that_stops_mid_word_is_cut_off():
     cut = "Please cache get_user in services/users.py for 300 sec"
     assert "cut_off" in {p.check for p in check_request(cut, CODE_RUN)}
     assert "cut_off" not in {p.check for p in check_request(cut + "onds", CODE_RUN)}
+
+
+def test_naming_a_value_by_its_last_word_asks_for_another_thing():
+    booked = RUN.model_copy(deep=True)
+    booked.steps[2].action_input["cabin"] = "basic_economy"
+    part = "I'm aarav_garcia_1177. Please move reservation M05KNL to economy flight HAT110."
+    assert "part_of_value" in {p.check for p in check_request(part, booked)}
+    whole = part.replace("to economy", "to basic economy")
+    assert "part_of_value" not in {p.check for p in check_request(whole, booked)}
+    # Where "economy" was itself a value the run acted on, the word alone is no cut.
+    booked.steps[1].action_input["cabin"] = "economy"
+    assert "part_of_value" not in {p.check for p in check_request(part, booked)}

@@ -41,8 +41,9 @@ DISTINCT_BELOW = 0.7  # at or below: distinct enough from the original prompt
 JUDGE_WEIGHT = 0.2
 ANCHOR_SATURATION = 3
 # Share of a value-less requirement's words that must appear for it to count as asked again:
-# a short requirement ("export as CSV") leaks only when all its words are back.
-LEAK_WORD_SHARE = 0.75
+# a two-word requirement ("export CSV") leaks only when both are back, a three-word one
+# ("number of suitcases allowed") when two are ("how many suitcases ... the number").
+LEAK_WORD_SHARE = 0.66
 MIN_WORDS, MAX_WORDS = 5, 80
 META_WORDS = (
     "agent",
