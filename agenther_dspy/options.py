@@ -227,7 +227,9 @@ MetricJudgeOpt = Annotated[
 ]
 OptimizerOpt = Annotated[
     str,
-    typer.Option(help="labeled, labeled-search, bootstrap, random-search, mipro, simba or gepa"),
+    typer.Option(
+        help="labeled, labeled-search, nearest, bootstrap, random-search, mipro, simba or gepa"
+    ),
 ]
 PromptModelOpt = Annotated[
     str | None, typer.Option(help="model that proposes instructions (mipro, simba)")

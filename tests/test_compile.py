@@ -17,6 +17,7 @@ from agenther_dspy.eval.dataset import shipped_dir
 from agenther_dspy.lm import build_lm
 from agenther_dspy.lm.stub_server import StubServer, default_responder
 from agenther_dspy.modules.render import render_trajectory
+from agenther_dspy.modules.structured import NEAREST_SHOWN, nearest_demos
 from agenther_dspy.optimizers import load_program, save_program
 from agenther_dspy.optimizers.compile import (
     OPTIMIZERS,
@@ -266,3 +267,28 @@ def test_compile_command_tracks_the_run_traces_and_model_without_secrets(tmp_pat
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_nearest_pools_checked_reference_requests_and_shows_each_run_the_closest(tmp_path):
+    train = load_labeled(shipped_dir() / "train.jsonl").examples
+    compiled = compile_program(
+        HindsightRelabeler(), train, train[:1], optimizer="nearest", budget=2
+    )
+    pool = compiled.structured.phrase_request.demos
+    references = {r for e in train for r in e.gold["reference_hindsight_prompts"]}
+    assert len(pool) > NEAREST_SHOWN and {d.request for d in pool} <= references
+    # Every demo is a request the program itself would accept, for a draft of its own run.
+    assert all(d.draft and d.feedback == "" for d in pool)
+    # The pool survives a save and a load, and each run sees the demos nearest its draft.
+    save_program(compiled, tmp_path / "p.json", optimizer="nearest")
+    loaded = load_program(tmp_path / "p.json")
+    kept = loaded.structured.phrase_request.demos
+    assert [d["request"] for d in kept] == [d.request for d in pool]
+    cancel = "I'm Sophia Silva, user id sophia_silva_7557. Please cancel reservation ABC123."
+    shown = nearest_demos(kept, cancel)
+    assert len(shown) == NEAREST_SHOWN and "cancel" in shown[-1]["draft"]
+
+
+def test_nearest_needs_the_structured_relabeler(tiny):
+    with pytest.raises(ValueError, match="structured"):
+        compile_program(HindsightRelabeler(**AGENTHER), *tiny, optimizer="nearest", budget=1)

@@ -39,6 +39,10 @@ from agenther_dspy.signatures import ChooseGoal, PhraseRequest
 
 FIRST_TEMPERATURE = 0.3
 RETRY_TEMPERATURE = 0.7
+# A compiled `phrase_request` may hold a pool of demos (the `nearest` optimizer). A small
+# model copies what it is shown, so each run is shown only the few whose drafts are most
+# like its own: a cancellation sees cancellations.
+NEAREST_SHOWN = 3
 HANDOFF_WORDS = re.compile(r"\b(?:transfer|human agent|representative|supervisor)\b", re.I)
 
 # How each kind of action reads in the user's words; any other call reads generically as
@@ -166,11 +170,24 @@ class StructuredRelabel(dspy.Module):
         out = self.phrase_request(
             user=who_text(facts) or "not known",
             draft=draft,
-            avoid="\n".join(f"- {f}" for f in facts.failures) or "nothing",
+            avoid=avoid_text(facts),
             feedback=feedback,
+            demos=nearest_demos(self.phrase_request.demos, draft),
             config={"temperature": temperature, "rollout_id": attempt},
         )
         return " ".join(str(out.request).split())
+
+
+def avoid_text(facts: RunFacts) -> str:
+    return "\n".join(f"- {f}" for f in facts.failures) or "nothing"
+
+
+def nearest_demos(demos: list, draft: str, k: int = NEAREST_SHOWN) -> list:
+    """The `k` demos whose drafts share most words with `draft` (token F1), nearest last,
+    where the model reads it just before its own; all of them when there are `k` or fewer."""
+    if len(demos) <= k:
+        return demos
+    return sorted(demos, key=lambda demo: tx.token_f1(demo["draft"], draft))[-k:]
 
 
 # The customer spoken of in the third person: the message is about them, not from them.

@@ -13,7 +13,7 @@ import dspy
 
 from agenther_dspy.eval.metric import relabel_fidelity
 from agenther_dspy.modules.program import HindsightRelabeler
-from agenther_dspy.optimizers import gold, teleprompters
+from agenther_dspy.optimizers import gold, nearest, teleprompters
 from agenther_dspy.optimizers.gold import gold_demos, gold_judge_demos, shorter_half
 from agenther_dspy.optimizers.registry import (
     OPTIMIZERS,
@@ -24,7 +24,7 @@ from agenther_dspy.optimizers.registry import (
 )
 from agenther_dspy.optimizers.teleprompters import keep_valid_relabel_demos
 
-OPTIMIZER_MODULES = (gold, teleprompters)  # importing them registers their optimizers
+OPTIMIZER_MODULES = (gold, nearest, teleprompters)  # importing them registers their optimizers
 
 
 def get_optimizer(name: str) -> Optimizer:
