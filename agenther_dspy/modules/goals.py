@@ -50,10 +50,10 @@ def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
     by_entity: dict[str, list[ToolCall]] = {}
     for call in facts.state_changes:
         by_entity.setdefault(_entity(call), []).append(call)
-    for entity, calls in by_entity.items():
-        goals.append(Goal(_label(calls, entity), tuple(calls)))
+    for calls in by_entity.values():
+        goals.append(Goal(_label(calls), tuple(calls)))
     if len(by_entity) > 1:
-        goals.append(Goal(_label(facts.state_changes, "all"), tuple(facts.state_changes)))
+        goals.append(Goal(_label(facts.state_changes), tuple(facts.state_changes)))
     if not goals:
         said = reported or facts.final_answer
         for call in facts.lookups:
@@ -61,7 +61,7 @@ def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
                 continue
             asks = [f for f in reported_fields(call, said) if spoke_of(f, facts.user_words)]
             if asks:
-                goals.append(Goal(_label([call], _entity(call)), (call,), tuple(asks)))
+                goals.append(Goal(_label([call]), (call,), tuple(asks)))
     unique: dict[tuple[int, ...], Goal] = {}
     for goal in goals:
         unique.setdefault(tuple(c.step for c in goal.calls), goal)
@@ -142,5 +142,5 @@ def _entity(call: ToolCall) -> str:
     return call.name
 
 
-def _label(calls: list[ToolCall], entity: str) -> str:
+def _label(calls: list[ToolCall]) -> str:
     return "; ".join(call.describe() for call in calls)

@@ -59,17 +59,18 @@ def phrase_demos(example: dspy.Example) -> list[dspy.Example]:
     trajectory = Trajectory.model_validate(example.trajectory)
     facts = run_facts(trajectory)
     goals = candidate_goals(facts, agent_words(trajectory))
+    if not goals:
+        return []
+    drafts = [(goal, template_request(facts, goal)) for goal in goals]
     demos = []
     for reference in gold.get("reference_hindsight_prompts") or []:
-        if not goals:
-            break
-        goal = max(goals, key=lambda g: tx.token_f1(template_request(facts, g), reference))
+        goal, draft = max(drafts, key=lambda pair: tx.token_f1(pair[1], reference))
         if request_problems(reference, trajectory, facts, goal):
             continue
         demos.append(
             dspy.Example(
                 user=who_text(facts) or "not known",
-                draft=template_request(facts, goal),
+                draft=draft,
                 avoid=avoid_text(facts),
                 feedback="",
                 request=reference,
