@@ -114,7 +114,7 @@ class RunEvidence:
         for step in trajectory.steps:
             step_input = json.dumps(step.action_input, ensure_ascii=False)
             inputs.append(step_input)
-            written += _written_lines(step.action_input.values())
+            written += _written_lines(step.action_input.items())
             if step.action_name in USER_TURN_ACTIONS:
                 user.append(step.observation)
                 succeeded += [step_input, step.observation]
@@ -161,12 +161,17 @@ def _part_of_value(text: str, evidence: RunEvidence) -> str:
 
 
 MIN_WRITTEN_LINE = 15  # shorter lines ("return x", "}") are too common to say it pasted
+# Arguments that hold what the agent wrote even on one line: a one-line patch or snippet is
+# as much the agent's text as a long one ("patch": "+ Run `make test` before pushing.").
+WRITTEN_ARGUMENTS = frozenset(
+    {"patch", "diff", "code", "content", "contents", "script", "source", "snippet"}
+)
 
 
-def _written_lines(values: Iterable[object]) -> list[str]:
+def _written_lines(arguments: Iterable[tuple[str, object]]) -> list[str]:
     lines = []
-    for value in values:
-        if isinstance(value, str) and "\n" in value.strip():
+    for key, value in arguments:
+        if isinstance(value, str) and ("\n" in value.strip() or key in WRITTEN_ARGUMENTS):
             lines += [" ".join(line.split()) for line in value.splitlines()]
     return [line for line in lines if len(line) >= MIN_WRITTEN_LINE]
 

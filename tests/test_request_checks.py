@@ -128,6 +128,19 @@ def test_a_request_that_pastes_the_agents_code_is_refused():
     assert check_request(said, CODE_RUN) == []
 
 
+def test_a_one_line_patch_is_what_the_agent_wrote():
+    docs = CODE_RUN.model_copy(deep=True)
+    docs.steps[0].action_input = {"path": "README.md", "patch": "+ Run `make test` before pushing."}
+    pasted = "Could you please edit README.md, patch + Run `make test` before pushing.?"
+    assert "pasted_code" in {p.check for p in check_request(pasted, docs)}
+    said = "Please add a line to README.md telling contributors to run make test before pushing."
+    assert "pasted_code" not in {p.check for p in check_request(said, docs)}
+    # A one-line value of any other argument is a value a user may name.
+    docs.steps[0].action_input = {"path": "README.md", "title": "Run tests before pushing"}
+    titled = "Please edit README.md with the title Run tests before pushing."
+    assert "pasted_code" not in {p.check for p in check_request(titled, docs)}
+
+
 def test_a_request_that_stops_mid_word_is_cut_off():
     cut = "Please cache get_user in services/users.py for 300 sec"
     assert "cut_off" in {p.check for p in check_request(cut, CODE_RUN)}
