@@ -199,6 +199,10 @@ def test_a_rewrite_that_repeats_grows_or_speaks_of_the_customer_is_sent_back(air
     assert rewrite_problems(GOOD + " " + GOOD, GOOD)[0].startswith("rambling")
     noted = GOOD + " Please note that the customer has already reserved a flight."
     assert [p.split(":")[0] for p in rewrite_problems(noted, GOOD)] == ["third_person"]
+    copied = GOOD.replace("Please cancel", "If that card can't cover it, only cancel")
+    assert [p.split(":")[0] for p in rewrite_problems(copied, GOOD)] == ["added_condition"]
+    kept = "If it is free, " + GOOD.lower()
+    assert rewrite_problems(kept, "if it is free, " + GOOD) == []
     bad = {"request": GOOD + " " + GOOD}
     with dspy.context(lm=DummyLM([{"choice": 4}, bad, bad, bad])):
         out = StructuredRelabel()(trajectory=airline)

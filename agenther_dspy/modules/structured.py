@@ -193,11 +193,25 @@ def nearest_demos(demos: list, draft: str, k: int = NEAREST_SHOWN) -> list:
 # The customer spoken of in the third person: the message is about them, not from them.
 THIRD_PERSON = re.compile(r"\bthe (?:customer|user|client|passenger|agent)\b", re.I)
 MAX_GROWTH = 1.3  # a rewrite may be this much longer than the draft
+# Words that make a request conditional or narrow it. A draft says what the run did, with no
+# condition; a rewrite that adds one ("if that card can't cover two seats, book only me",
+# copied from a demo) asks for something the run never weighed.
+CONDITION_WORDS = re.compile(
+    r"\b(?:if|unless|otherwise|only|except|instead|in case|as long as|provided that)\b", re.I
+)
 
 
 def rewrite_problems(request: str, draft: str) -> list[str]:
-    """What the LM's rewrite added to the draft: repetition, length, the third person."""
+    """What the LM's rewrite added to the draft: repetition, length, the third person, a
+    condition the draft did not have."""
     problems = []
+    drafted = {m.lower() for m in CONDITION_WORDS.findall(draft)}
+    added = [m for m in CONDITION_WORDS.findall(request) if m.lower() not in drafted]
+    if added:
+        problems.append(
+            f"added_condition: {added[0]!r} is not in the draft; ask for what it asks, "
+            "with no condition."
+        )
     sentences = [" ".join(x.lower().split()) for x in re.split(r"(?<=[.!?])\s+", request)]
     long = [x for x in sentences if len(x.split()) >= 6]
     if len(long) != len(set(long)) or len(request) > MAX_GROWTH * len(draft) + 20:
