@@ -9,10 +9,11 @@ from conftest import labeled_run
 from dspy.utils import DummyLM
 
 from agenther_dspy import HindsightRelabeler
-from agenther_dspy.modules.facts import agent_words, run_facts
+from agenther_dspy.modules.facts import ToolCall, agent_words, run_facts
 from agenther_dspy.modules.goals import candidate_goals
 from agenther_dspy.modules.structured import (
     StructuredRelabel,
+    generic_phrase,
     request_problems,
     template_request,
 )
@@ -232,3 +233,24 @@ def test_the_same_action_on_several_entities_is_said_once():
         "with credit_card_2929732."
     )
     assert request_problems(template_request(facts, goal), run, facts, goal) == []
+
+
+def _call(name, **arguments):
+    return ToolCall(step=1, name=name, arguments=arguments, succeeded=True, changes_state=True)
+
+
+def test_an_action_without_a_template_reads_as_a_user_would_say_it():
+    hotel = _call("book_hotel", hotel="Casa do Largo", room="double", check_in="2024-06-12")
+    assert (
+        generic_phrase(hotel) == "book hotel Casa do Largo with room double and check in 2024-06-12"
+    )
+    plan = _call("subscription_change", account="sb-771203", plan="Basic", effective="immediate")
+    assert generic_phrase(plan) == (
+        "change subscription for account sb-771203 with plan Basic and effective immediate"
+    )
+    edit = _call("edit_file", path="README.md", patch="+ Run tests.")
+    assert generic_phrase(edit) == "edit file README.md with patch + Run tests."
+    visit = _call("schedule_technician", ticket_id="T-9", earliest=True, weekend=False)
+    assert (
+        generic_phrase(visit) == "schedule technician for ticket T-9 with earliest and not weekend"
+    )

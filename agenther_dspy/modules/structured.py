@@ -316,20 +316,45 @@ def _phrase(call: ToolCall) -> str:
             return template.format(**values)
         except (KeyError, IndexError):
             pass
-    words = " ".join(verb_first(call.name))
-    entity = _entity_key(call)
-    parts = []
-    if entity:
+    return generic_phrase(call)
+
+
+# Arguments that name the file a tool acts on, when its name says "file", and arguments
+# that name the record it acts for, like an id does ("for account sb-771203").
+FILE_ARGUMENTS = ("path", "file", "filename", "file_path")
+RECORD_ARGUMENTS = ("account", "order", "customer", "ticket", "reservation")
+
+
+def generic_phrase(call: ToolCall) -> str:
+    """Any other action as "<verb> <what> with <argument> <value>, ... and ...": the
+    argument the name speaks of follows it ("book hotel Casa do Largo", "edit file
+    utils.py"), an id or a record reads "for order A-20931", and a flag reads as its words
+    ("append totals row", "not earliest")."""
+    words = verb_first(call.name)
+    arguments = {k: v for k, v in call.arguments.items() if k not in USER_FIELDS}
+    named = next(
+        (k for k in arguments if k in words[1:] or ("file" in words[1:] and k in FILE_ARGUMENTS)),
+        "",
+    )
+    head = " ".join(words)
+    if named:
+        head += f" {_plain(arguments.pop(named))}"
+    elif entity := _entity_key(call) or next((k for k in RECORD_ARGUMENTS if k in arguments), ""):
         noun = entity.removesuffix("_id").replace("_", " ")
-        parts.append(f"{words} for {noun} {_plain(call.arguments[entity])}")
-    else:
-        parts.append(words)
-    rest = [
-        f"{key.replace('_', ' ')} {_plain(value)}"
-        for key, value in call.arguments.items()
-        if key != entity and key not in USER_FIELDS
-    ]
-    return parts[0] + (f" with {', '.join(rest)}" if rest else "")
+        head += f" for {noun} {_plain(arguments.pop(entity))}"
+    rest = [_argument(key, value) for key, value in arguments.items()]
+    return head + (f" with {_and(rest)}" if rest else "")
+
+
+def _argument(key: str, value: object) -> str:
+    words = key.replace("_", " ")
+    if isinstance(value, bool):
+        return words if value else f"not {words}"
+    return f"{words} {_plain(value)}"
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"
 
 
 def verb_first(name: str) -> list[str]:
