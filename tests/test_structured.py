@@ -250,6 +250,14 @@ def test_an_action_without_a_template_reads_as_a_user_would_say_it():
     )
     edit = _call("edit_file", path="README.md", patch="+ Run tests.")
     assert generic_phrase(edit) == "edit file README.md with patch + Run tests."
+    table = _call("book_table", restaurant="Gion Karyo", date="2024-10-08", time="19:00", party=2)
+    assert generic_phrase(table) == (
+        "book table with restaurant Gion Karyo and party 2 on 2024-10-08 at 19:00"
+    )
+    order = _call("create_po_draft", items=[{"sku": "CF258A", "qty": 40, "unit_price": 89.5}])
+    assert (
+        generic_phrase(order) == "create po draft with items (sku CF258A, qty 40, unit price 89.5)"
+    )
     visit = _call("schedule_technician", ticket_id="T-9", earliest=True, weekend=False)
     assert (
         generic_phrase(visit) == "schedule technician for ticket T-9 with earliest and not weekend"

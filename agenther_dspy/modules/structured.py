@@ -299,8 +299,7 @@ def action_phrase(call: ToolCall, asks: tuple[str, ...] = ()) -> str:
     fields = [] if call.changes_state else list(asks[:3])
     if not fields:
         return phrase
-    asked = fields[0] if len(fields) == 1 else ", ".join(fields[:-1]) + f" and {fields[-1]}"
-    return f"{phrase} and tell me the {asked}"
+    return f"{phrase} and tell me the {_and(fields)}"
 
 
 def _phrase(call: ToolCall) -> str:
@@ -323,13 +322,16 @@ def _phrase(call: ToolCall) -> str:
 # that name the record it acts for, like an id does ("for account sb-771203").
 FILE_ARGUMENTS = ("path", "file", "filename", "file_path")
 RECORD_ARGUMENTS = ("account", "order", "customer", "ticket", "reservation")
+# Arguments whose value says enough with a preposition: "on 2024-10-08", "at 19:00".
+PREPOSITIONS = {"date": "on", "day": "on", "time": "at"}
 
 
 def generic_phrase(call: ToolCall) -> str:
     """Any other action as "<verb> <what> with <argument> <value>, ... and ...": the
     argument the name speaks of follows it ("book hotel Casa do Largo", "edit file
-    utils.py"), an id or a record reads "for order A-20931", and a flag reads as its words
-    ("append totals row", "not earliest")."""
+    utils.py"), an id or a record reads "for order A-20931", a flag reads as its words
+    ("append totals row", "not earliest"), and a date or a time last ("on 2024-10-08 at
+    19:00")."""
     words = verb_first(call.name)
     arguments = {k: v for k, v in call.arguments.items() if k not in USER_FIELDS}
     named = next(
@@ -342,8 +344,13 @@ def generic_phrase(call: ToolCall) -> str:
     elif entity := _entity_key(call) or next((k for k in RECORD_ARGUMENTS if k in arguments), ""):
         noun = entity.removesuffix("_id").replace("_", " ")
         head += f" for {noun} {_plain(arguments.pop(entity))}"
+    when = [
+        f"{PREPOSITIONS[key]} {arguments.pop(key)}"
+        for key in list(arguments)
+        if key in PREPOSITIONS and isinstance(arguments[key], str)
+    ]
     rest = [_argument(key, value) for key, value in arguments.items()]
-    return head + (f" with {_and(rest)}" if rest else "")
+    return " ".join([head, *([f"with {_and(rest)}"] if rest else []), *when])
 
 
 def _argument(key: str, value: object) -> str:
@@ -354,7 +361,8 @@ def _argument(key: str, value: object) -> str:
 
 
 def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"
+    """"a", "a and b", "a, b and c"; "" for none."""
+    return " and ".join(filter(None, [", ".join(items[:-1]), *items[-1:]]))
 
 
 def verb_first(name: str) -> list[str]:
@@ -425,8 +433,10 @@ def _plain(value: object) -> str:
             born = f" (born {value['dob']})" if value.get("dob") else ""
             return f"{value['first_name']} {value['last_name']}{born}"
         items = [_plain(v) for v in value.values()]
-        return " on ".join(items) if len(items) == 2 else " ".join(items)
+        if len(items) == 2:
+            return " on ".join(items)
+        fields = (f"{k.replace('_', ' ')} {_plain(v)}" for k, v in value.items())
+        return f"({', '.join(fields)})" if len(items) > 2 else " ".join(items)
     if isinstance(value, list):
-        items = [_plain(v) for v in value]
-        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"
+        return _and([_plain(v) for v in value])
     return str(value)
