@@ -77,14 +77,24 @@ def test_tau2_airline_run_facts(tau2_airline):
         assert value in text
 
 
-def test_goals_group_the_changes_per_entity_and_all_together(tau2_airline):
+def test_a_run_that_changed_state_offers_one_goal_every_change(tau2_airline):
+    """A request for one reservation of three would leave the other two changes in the
+    demonstration, unrequested: the only goal is all of them."""
     facts = run_facts(tau2_airline)
-    goals = candidate_goals(facts, agent_words(tau2_airline))
-    labels = [goal.label for goal in goals]
-    assert labels[0] == "cancel_reservation(reservation_id=IFOYYZ)"
-    assert labels[1] == "cancel_reservation(reservation_id=NQNU5R)"
-    assert labels[2].startswith("update_reservation_flights(reservation_id=M20IZO")
-    assert len(goals) == 4 and len(goals[3].calls) == 3  # everything that changed state
+    (goal,) = candidate_goals(facts, agent_words(tau2_airline))
+    assert [call.describe().split(",")[0] for call in goal.calls] == [
+        "cancel_reservation(reservation_id=IFOYYZ)",
+        "cancel_reservation(reservation_id=NQNU5R)",
+        "update_reservation_flights(reservation_id=M20IZO",
+    ]
+
+
+def test_a_run_that_only_looked_things_up_offers_each_reported_lookup():
+    run = labeled_run("tau2-grok-3-mini-airline-task8-trial2-369f3973")
+    facts = run_facts(run)
+    goals = candidate_goals(facts, agent_words(run))
+    assert not facts.state_changes and len(goals) == 5
+    assert all(len(goal.calls) == 1 and goal.asks for goal in goals)
 
 
 def test_tau2_telecom_user_from_phone_and_lookup_and_handoff_is_no_goal():

@@ -63,7 +63,7 @@ def test_checks_catch_cut_ids_a_missing_user_and_agent_speech(airline):
 
 def test_failed_check_is_fed_back_to_the_next_attempt(airline):
     bad = {"request": "Your reservation has been cancelled. Is there anything else?"}
-    lm = DummyLM([{"choice": 4}, bad, {"request": GOOD}])
+    lm = DummyLM([bad, {"request": GOOD}])
     with dspy.context(lm=lm):
         out = StructuredRelabel(max_attempts=3)(trajectory=airline)
     assert out.source == "lm" and out.request == GOOD
@@ -72,7 +72,7 @@ def test_failed_check_is_fed_back_to_the_next_attempt(airline):
         "failed the checks",
         "passed the checks",
     ]
-    first, second = lm.history[1], lm.history[2]
+    first, second = lm.history[0], lm.history[1]
     assert "agent_speech" not in first["messages"][-1]["content"].split("feedback ## ]]")[1][:400]
     retry_feedback = second["messages"][-1]["content"].split("feedback ## ]]")[1]
     assert "agent_speech" in retry_feedback and "no_user" in retry_feedback
@@ -81,13 +81,13 @@ def test_failed_check_is_fed_back_to_the_next_attempt(airline):
 
 def test_template_fallback_when_every_attempt_fails(airline):
     bad = {"request": "Yes, let's proceed."}
-    lm = DummyLM([{"choice": 1}, bad, bad])
+    lm = DummyLM([bad, bad])
     with dspy.context(lm=lm):
         out = StructuredRelabel(max_attempts=2)(trajectory=airline)
     assert out.source == "template"
-    assert (
-        out.request
-        == "I'm Aarav Ahmed, user id aarav_ahmed_6699. Please cancel reservation IFOYYZ."
+    assert out.request == template_request(*_goal(airline))
+    assert out.request.startswith(
+        "I'm Aarav Ahmed, user id aarav_ahmed_6699. Please cancel reservations IFOYYZ and NQNU5R"
     )
     assert check_request(out.request, airline) == []
 
@@ -101,11 +101,16 @@ def test_template_of_every_achievement_passes_the_checks(airline):
     assert request_problems(request, airline, facts, goal) == []
 
 
-def test_out_of_range_choice_takes_every_achievement(airline):
-    lm = DummyLM([{"choice": 9}, {"request": GOOD}])
-    with dspy.context(lm=lm):
-        out = StructuredRelabel()(trajectory=airline)
-    assert len(out.goal.calls) == 3
+def test_the_lm_chooses_among_lookups_and_out_of_range_takes_the_last():
+    """A run that only looked things up offers each reported lookup; the LM's choice picks
+    one, and a choice out of range falls back to the last option."""
+    run = labeled_run("tau2-grok-3-mini-airline-task8-trial2-369f3973")
+    goals = candidate_goals(run_facts(run), agent_words(run))
+    bad = {"request": "Yes, let's proceed."}
+    for choice, expected in ((2, goals[1]), (9, goals[-1])):
+        with dspy.context(lm=DummyLM([{"choice": choice}, bad])):
+            out = StructuredRelabel(max_attempts=1)(trajectory=run)
+        assert out.goal == expected
 
 
 MIA = (
@@ -205,7 +210,7 @@ def test_a_rewrite_that_repeats_grows_or_speaks_of_the_customer_is_sent_back(air
     kept = "If it is free, " + GOOD.lower()
     assert rewrite_problems(kept, "if it is free, " + GOOD) == []
     bad = {"request": GOOD + " " + GOOD}
-    with dspy.context(lm=DummyLM([{"choice": 4}, bad, bad, bad])):
+    with dspy.context(lm=DummyLM([bad, bad, bad])):
         out = StructuredRelabel()(trajectory=airline)
     assert out.source == "template" and "rambling" in out.attempts[0]["outcome"]
 

@@ -1,10 +1,9 @@
 """The goals a request could ask for: the run's achievements grouped by what they act on.
 
 `candidate_goals` is the menu the LM chooses from (`ChooseGoal`). Each goal is a coherent
-group of successful calls: all the actions on one reservation, or all of them together, or,
-when nothing changed state, one lookup whose answer the agent reported and the user asked
-about. A goal never holds a failed call, a hand-off or an action whose own answer
-contradicts it (`RunFacts.achieved`).
+group of successful calls: every action the run took, or, when nothing changed state, one
+lookup whose answer the agent reported and the user asked about. A goal never holds a failed
+call, a hand-off or an action whose own answer contradicts it (`RunFacts.achieved`).
 """
 
 from __future__ import annotations
@@ -33,35 +32,30 @@ class Goal:
 
 
 def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
-    """The goals a request could ask for, most specific first, without duplicates.
+    """The goals a request could ask for, without duplicates.
 
-    - all the successful state-changing calls on one entity (one reservation, one line);
-    - all the successful state-changing calls together, when they touch several entities;
-    - each successful lookup that returned a record, not a list of results (a search is a
-      step toward a choice, not an answer to ask for), and something the agent reported to
-      the user (in `reported`: what the agent said, and the final answer) beyond the user's
-      own identity and arguments (`reported_fields`), that the user spoke of
-      (`spoke_of`), when nothing changed state. A lookup that reported nothing new is no
-      request: "look up my profile" asks for nothing. Nor is one the user never spoke of:
-      an agent reads the profile first in nearly every run, and "tell me my membership" is
-      no goal of a user who came about a delayed flight.
+    - When the run changed state: one goal, every successful state-changing call. A request
+      for part of them (one reservation of five) leaves the other changes in the
+      demonstration as actions nobody asked for, and reviewers turn such a pair down.
+    - Otherwise, each successful lookup that returned a record, not a list of results (a
+      search is a step toward a choice, not an answer to ask for), and something the agent
+      reported to the user (in `reported`: what the agent said, and the final answer) beyond
+      the user's own identity and arguments (`reported_fields`), that the user spoke of
+      (`spoke_of`). A lookup that reported nothing new is no request: "look up my profile"
+      asks for nothing. Nor is one the user never spoke of: an agent reads the profile first
+      in nearly every run, and "tell me my membership" is no goal of a user who came about a
+      delayed flight.
     """
+    if facts.state_changes:
+        return [Goal(_label(facts.state_changes), tuple(facts.state_changes))]
     goals: list[Goal] = []
-    by_entity: dict[str, list[ToolCall]] = {}
-    for call in facts.state_changes:
-        by_entity.setdefault(_entity(call), []).append(call)
-    for calls in by_entity.values():
-        goals.append(Goal(_label(calls), tuple(calls)))
-    if len(by_entity) > 1:
-        goals.append(Goal(_label(facts.state_changes), tuple(facts.state_changes)))
-    if not goals:
-        said = reported or facts.final_answer
-        for call in facts.lookups:
-            if not _requestable(call) or call.options:
-                continue
-            asks = [f for f in reported_fields(call, said) if spoke_of(f, facts.user_words)]
-            if asks:
-                goals.append(Goal(_label([call]), (call,), tuple(asks)))
+    said = reported or facts.final_answer
+    for call in facts.lookups:
+        if not _requestable(call) or call.options:
+            continue
+        asks = [f for f in reported_fields(call, said) if spoke_of(f, facts.user_words)]
+        if asks:
+            goals.append(Goal(_label([call]), (call,), tuple(asks)))
     unique: dict[tuple[int, ...], Goal] = {}
     for goal in goals:
         unique.setdefault(tuple(c.step for c in goal.calls), goal)
@@ -129,17 +123,6 @@ def _requestable(call: ToolCall) -> bool:
     """A call a user could ask for by its arguments: not one driven by the agent's own code
     or instructions (Who&When's execute_code and WebSurfer), which no user would write."""
     return all(len(str(v)) <= MAX_REQUESTABLE_ARG for v in call.arguments.values())
-
-
-def _entity(call: ToolCall) -> str:
-    """The thing a call acts on: its first id-like argument, else its first argument."""
-    for key, value in call.arguments.items():
-        if key.endswith("_id") and isinstance(value, str | int) and key not in USER_FIELDS:
-            return f"{key}={value}"
-    for key, value in call.arguments.items():
-        if isinstance(value, str | int | float) and key not in USER_FIELDS:
-            return f"{key}={value}"
-    return call.name
 
 
 def _label(calls: list[ToolCall]) -> str:

@@ -361,7 +361,7 @@ def _argument(key: str, value: object) -> str:
 
 
 def _and(items: list[str]) -> str:
-    """"a", "a and b", "a, b and c"; "" for none."""
+    """ "a", "a and b", "a, b and c"; "" for none."""
     return " and ".join(filter(None, [", ".join(items[:-1]), *items[-1:]]))
 
 
