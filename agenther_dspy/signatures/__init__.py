@@ -88,10 +88,10 @@ class VerifyRelabel(dspy.Signature):
 
 
 class ChooseGoal(dspy.Signature):
-    """Choose what the user most plausibly came to the agent for, among what the run achieved.
+    """Choose what the user most plausibly came to the agent for, among what the run looked up.
 
-    Each option is a group of tool calls that succeeded. Prefer the option that covers what
-    the user asked for and confirmed; choose a single action when the others were incidental."""
+    Each option is a lookup that succeeded and whose answer the agent told the user. Prefer
+    the one the user asked about."""
 
     facts: str = dspy.InputField(desc="what the run did, looked up and failed, read from its log")
     options: str = dspy.InputField(desc="the numbered goals the run achieved")
