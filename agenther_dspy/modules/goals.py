@@ -1,4 +1,4 @@
-"""The goals a request could ask for: the run's achievements grouped by what they act on.
+"""The goals a request could ask for: every change the run made, or one lookup it reported.
 
 `candidate_goals` is the menu the LM chooses from (`ChooseGoal`). Each goal is a coherent
 group of successful calls: every action the run took, or, when nothing changed state, one
@@ -32,7 +32,7 @@ class Goal:
 
 
 def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
-    """The goals a request could ask for, without duplicates.
+    """The goals a request could ask for.
 
     - When the run changed state: one goal, every successful state-changing call. A request
       for part of them (one reservation of five) leaves the other changes in the
@@ -48,7 +48,7 @@ def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
     """
     if facts.state_changes:
         return [Goal(_label(facts.state_changes), tuple(facts.state_changes))]
-    goals: list[Goal] = []
+    goals: list[Goal] = []  # one call each, so no two goals are the same
     said = reported or facts.final_answer
     for call in facts.lookups:
         if not _requestable(call) or call.options:
@@ -56,10 +56,7 @@ def candidate_goals(facts: RunFacts, reported: str = "") -> list[Goal]:
         asks = [f for f in reported_fields(call, said) if spoke_of(f, facts.user_words)]
         if asks:
             goals.append(Goal(_label([call]), (call,), tuple(asks)))
-    unique: dict[tuple[int, ...], Goal] = {}
-    for goal in goals:
-        unique.setdefault(tuple(c.step for c in goal.calls), goal)
-    return list(unique.values())
+    return goals
 
 
 # Fields a lookup request does not ask for: who the user is, which they already know.

@@ -432,11 +432,10 @@ def _plain(value: object) -> str:
         if {"first_name", "last_name"} <= value.keys():
             born = f" (born {value['dob']})" if value.get("dob") else ""
             return f"{value['first_name']} {value['last_name']}{born}"
-        items = [_plain(v) for v in value.values()]
-        if len(items) == 2:
-            return " on ".join(items)
-        fields = (f"{k.replace('_', ' ')} {_plain(v)}" for k, v in value.items())
-        return f"({', '.join(fields)})" if len(items) > 2 else " ".join(items)
+        if len(value) > 2:  # a record of its own: its fields by name
+            fields = (f"{k.replace('_', ' ')} {_plain(v)}" for k, v in value.items())
+            return f"({', '.join(fields)})"
+        return " on ".join(_plain(v) for v in value.values())
     if isinstance(value, list):
         return _and([_plain(v) for v in value])
     return str(value)
